@@ -1,0 +1,128 @@
+"""Server configurations, and command-line flags derived from config dataclasses.
+
+A config dataclass is the single source of truth for its options: each field's metadata holds
+its help text (and choices), and :func:`add_dataclass_args` / :func:`from_args` turn the fields
+into ``argparse`` flags and back — no option is spelled out twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import types
+import typing
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from typing import Any, TypeVar
+
+CONCURRENCY = ("threads", "processes", "async")
+SCHEDULERS = ("fifo", "priority", "sjf", "mlfq")
+MODEL_LOCKS = ("global", "per-model", "none")
+OFFLOADS = ("inline", "thread", "process")
+KERNELS = ("torch", "c-release", "c-hold", "python")
+
+
+def opt(default: Any, help: str, choices: tuple[str, ...] | None = None, **kw: Any) -> Any:
+    """A dataclass field with CLI metadata (help, choices)."""
+    meta = {"help": help, "choices": choices}
+    if isinstance(default, list | dict | tuple) and not isinstance(default, str):
+        return field(default_factory=lambda: type(default)(default), metadata=meta, **kw)
+    return field(default=default, metadata=meta, **kw)
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """One configuration of an inference server: the unit the study compares."""
+
+    concurrency: str = opt("threads", "concurrency model", CONCURRENCY)
+    workers: int = opt(2, "inference workers (threads or processes)")
+    scheduler: str = opt("fifo", "queue policy", SCHEDULERS)
+    max_batch: int = opt(1, "largest dynamic batch (1 = no batching)")
+    batch_timeout_ms: float = opt(0.0, "how long a worker waits to fill a batch")
+    intra_op_threads: int = opt(1, "torch intra-op threads per worker")
+    queue_capacity: int = opt(256, "bounded queue length; beyond it requests get 503")
+    model_lock: str = opt("per-model", "threads: how model access is guarded", MODEL_LOCKS)
+    offload: str = opt("thread", "async: where inference runs", OFFLOADS)
+    kernel: str = opt("torch", "compute kernels for preprocessing / LSTM", KERNELS)
+    models: tuple[str, ...] = opt(
+        ("mobilenet_v2", "distilbert", "lstm_forecaster"), "models to serve"
+    )
+
+    def __post_init__(self) -> None:
+        for name, valid in (
+            ("concurrency", CONCURRENCY), ("scheduler", SCHEDULERS),
+            ("model_lock", MODEL_LOCKS), ("offload", OFFLOADS), ("kernel", KERNELS),
+        ):
+            if getattr(self, name) not in valid:
+                raise ValueError(f"unknown {name} {getattr(self, name)!r}; valid: {', '.join(valid)}")
+        for name in ("workers", "max_batch", "intra_op_threads", "queue_capacity"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.batch_timeout_ms < 0:
+            raise ValueError("batch_timeout_ms must be >= 0")
+
+    @property
+    def config_id(self) -> str:
+        """A short human-readable id, unique per configuration."""
+        digest = hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:6]
+        return f"{self.concurrency}-{self.scheduler}-w{self.workers}-b{self.max_batch}-{digest}"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["models"] = list(self.models)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ServerConfig:
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"server config: unknown field(s) {unknown}; valid: {sorted(names)}")
+        d = dict(data)
+        if "models" in d:
+            d["models"] = tuple(d["models"])
+        return cls(**d)
+
+
+T = TypeVar("T")
+
+
+def _base_type(tp: Any) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _base_type(args[0])
+    return tp
+
+
+def add_dataclass_args(parser: argparse.ArgumentParser, cls: type, prefix: str = "") -> None:
+    """Add one ``--flag`` per field of dataclass ``cls`` (help and choices from its metadata)."""
+    hints = typing.get_type_hints(cls)
+    for f in fields(cls):
+        flag = "--" + prefix + f.name.replace("_", "-")
+        tp = _base_type(hints[f.name])
+        default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+        kw: dict[str, Any] = {"dest": prefix.replace("-", "_") + f.name, "default": default}
+        helptext = f.metadata.get("help", "")
+        if typing.get_origin(tp) in (tuple, list):
+            kw["nargs"] = "+"
+            kw["type"] = typing.get_args(tp)[0]
+            helptext += f" (default: {' '.join(map(str, default))})"
+        elif tp is bool:
+            kw["action"] = argparse.BooleanOptionalAction
+            helptext += f" (default: {default})"
+        else:
+            kw["type"] = tp
+            helptext += " (default: %(default)s)"
+        if f.metadata.get("choices"):
+            kw["choices"] = f.metadata["choices"]
+        parser.add_argument(flag, help=helptext, **kw)
+
+
+def from_args(cls: type[T], args: argparse.Namespace, prefix: str = "") -> T:
+    """Build dataclass ``cls`` from the flags :func:`add_dataclass_args` added."""
+    values = {f.name: getattr(args, prefix.replace("-", "_") + f.name) for f in fields(cls)}  # type: ignore[arg-type]
+    for f in fields(cls):  # type: ignore[arg-type]
+        if isinstance(values[f.name], list):
+            values[f.name] = tuple(values[f.name])
+    return cls(**values)

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import argparse
+
+import pytest
+from servelab.core.config import ServerConfig, add_dataclass_args, from_args
+
+
+def test_flags_come_from_the_dataclass():
+    parser = argparse.ArgumentParser()
+    add_dataclass_args(parser, ServerConfig)
+    cfg = from_args(ServerConfig, parser.parse_args(
+        ["--concurrency", "processes", "--workers", "4", "--models", "distilbert"]
+    ))
+    assert cfg.concurrency == "processes" and cfg.workers == 4 and cfg.models == ("distilbert",)
+    assert from_args(ServerConfig, parser.parse_args([])) == ServerConfig()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--scheduler", "lottery"])
+
+
+def test_validation_and_round_trip():
+    with pytest.raises(ValueError, match="valid: threads, processes, async"):
+        ServerConfig(concurrency="fibers")
+    with pytest.raises(ValueError, match="workers"):
+        ServerConfig(workers=0)
+    cfg = ServerConfig(workers=3, scheduler="mlfq")
+    assert ServerConfig.from_dict(cfg.to_dict()) == cfg
+    assert cfg.config_id != ServerConfig(workers=4, scheduler="mlfq").config_id
+    assert cfg.config_id.startswith("threads-mlfq-w3")
