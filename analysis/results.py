@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
 from servelab.core.requests import RECORD_COLUMNS, RECORD_FIELDS
 
 RESULTS_ROOT = Path(os.environ.get("SERVELAB_RESULTS", "results"))

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
+
 from servelab.core.requests import Request
 
 ARRIVAL_KINDS = ("constant", "poisson", "mmpp", "diurnal", "trace")

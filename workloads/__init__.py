@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from servelab.core.workload import WorkloadSpec
 
 

@@ -6,6 +6,7 @@ import argparse
 
 import numpy as np
 import yaml
+
 from servelab.workloads import list_workloads, load_workload
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import argparse
 
 import pytest
+
 from servelab.core.config import ServerConfig, add_dataclass_args, from_args
 
 

@@ -7,6 +7,7 @@ import itertools
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from servelab.core.policies import POLICIES, Fifo, Mlfq, Priority, Sjf, make_policy
 from servelab.core.predictor import MeanPredictor, OraclePredictor
 from servelab.core.requests import Request

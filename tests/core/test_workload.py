@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy import stats
+
 from servelab.core.workload import ArrivalSpec, SizeDist, WorkloadSpec
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from servelab.workloads import list_workloads, load_workload
 
 
