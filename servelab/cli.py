@@ -1,8 +1,9 @@
 """The ``servelab`` command: one entry point, one subcommand per job.
 
 Subcommands live next to the code they drive; this table maps each name to the module that
-provides it (``add_arguments(parser)`` and ``run(args) -> int``).  Modules are imported only
-when their command runs, so ``servelab --help`` stays fast.  Library code raises; only this
+provides it (``add_arguments(parser)`` and ``run(args) -> int``).  Two-word names ("bench sim")
+group related commands.  Modules are imported only when their command runs, so
+``servelab --help`` stays fast, and a command whose module is absent is not listed.  Library code raises; only this
 layer turns exceptions into a message and a non-zero exit code.
 """
 
@@ -10,14 +11,39 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import logging
 import sys
+from pathlib import Path
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("servelab.servers.zoo.commands", "list the model zoo with a measured latency each"),
     "workloads": ("servelab.workloads.commands", "list or show the shipped workloads"),
     "demo": ("servelab.analysis.demo", "the main job: an end-to-end run of the pipeline"),
+    # Benchmarks: commands that write results/, never timed tests.
+    "bench serve": ("servelab.servers.bench", "benchmark the live servers (throughput, p50/p99)"),
+    "bench load": ("servelab.loadgen.bench", "benchmark the load generator's capacity and lag"),
+    "bench sim": ("servelab.sim.bench", "benchmark the simulator against bare SimPy"),
 }
+
+
+def _module_exists(dotted: str) -> bool:
+    """Whether a module's file exists, without importing the packages in between (those may
+    import torch, which would make ``--help`` slow)."""
+    parts = dotted.split(".")
+    spec = importlib.util.find_spec(".".join(parts[:2]))
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    for base in spec.submodule_search_locations:
+        path = Path(base).joinpath(*parts[2:])
+        if path.with_suffix(".py").is_file() or (path / "__init__.py").is_file():
+            return True
+    return False
+
+
+def available() -> dict[str, tuple[str, str]]:
+    """The commands whose modules are installed."""
+    return {n: v for n, v in COMMANDS.items() if _module_exists(v[0])}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,8 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"servelab {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (_, helptext) in COMMANDS.items():
-        sub.add_parser(name, help=helptext, add_help=False)
+    groups: dict[str, list[str]] = {}
+    for name, (_, helptext) in available().items():
+        head, _, tail = name.partition(" ")
+        if tail:
+            groups.setdefault(head, []).append(tail)
+        else:
+            sub.add_parser(name, help=helptext, add_help=False)
+    for head, tails in groups.items():
+        sub.add_parser(head, help=f"{head} {'|'.join(tails)}", add_help=False)
     return parser
 
 
@@ -48,7 +81,15 @@ def main(argv: list[str] | None = None) -> int:
     if top.command is None:
         parser.print_help()
         return 0
-    module_name, helptext = COMMANDS[top.command]
+    name = top.command
+    if name not in COMMANDS:  # a group: the next word picks the command
+        tails = [n.partition(" ")[2] for n in available() if n.startswith(name + " ")]
+        if not rest or rest[0] not in tails:
+            print(f"usage: servelab {name} {{{','.join(tails)}}} ...", file=sys.stderr)
+            return 2
+        name = f"{name} {rest.pop(0)}"
+    top.command = name
+    module_name, helptext = COMMANDS[name]
     module = importlib.import_module(module_name)
     sub = argparse.ArgumentParser(prog=f"servelab {top.command}", description=helptext)
     module.add_arguments(sub)
