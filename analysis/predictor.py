@@ -1,0 +1,201 @@
+"""Training and evaluating the learned runtime predictor; ``servelab predictor train|eval``.
+
+Training data are per-request traces (live servers' records, calibration samples, or synthetic
+traces) with the columns of :data:`servelab.core.learned.FEATURES` plus ``service_time``.  Live
+records give ``service_time = end - start`` and carry ``cpu_util_at_arrival`` and
+``queue_len_at_arrival``; missing context columns take neutral defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import HistGradientBoostingRegressor
+
+from servelab.core.learned import CATEGORICAL, FEATURES, Context, LearnedPredictor, encode
+from servelab.core.requests import Request
+
+DEFAULTS: dict[str, Any] = {
+    "batch_size": 1, "queue_len": 0, "cpu_util": 0.0, "concurrency": "threads",
+    "workers": 1, "intra_op_threads": 1, "hour": 12,
+}
+RENAMES = {"queue_len_at_arrival": "queue_len", "cpu_util_at_arrival": "cpu_util"}
+
+
+def prepare(df: pd.DataFrame) -> pd.DataFrame:
+    """Normalise a trace table: renamed context columns, defaults, service_time, only ok rows."""
+    df = df.rename(columns={k: v for k, v in RENAMES.items() if k in df and v not in df})
+    if "status" in df:
+        df = df[df["status"] == "ok"]
+    if "service_time" not in df:
+        if not {"start", "end"} <= set(df.columns):
+            raise ValueError("traces need a service_time column, or start and end")
+        df = df.assign(service_time=df["end"] - df["start"])
+    missing = [c for c in ("model", "input_size") if c not in df]
+    if missing:
+        raise ValueError(f"traces lack required column(s) {missing}")
+    for col, default in DEFAULTS.items():
+        if col not in df:
+            df = df.assign(**{col: default})
+    df = df[df["service_time"] > 0]
+    if df.empty:
+        raise ValueError("no usable rows (need status ok and service_time > 0)")
+    return df.reset_index(drop=True)
+
+
+def design_matrix(df: pd.DataFrame, models: list[str]) -> np.ndarray:
+    cols = [df[c].tolist() for c in FEATURES]
+    return np.asarray([encode(models, *row) for row in zip(*cols, strict=True)], dtype=float)
+
+
+def train(df: pd.DataFrame, seed: int = 0, max_iter: int = 300) -> LearnedPredictor:
+    df = prepare(df)
+    models = sorted(df["model"].unique().tolist())
+    X = design_matrix(df, models)
+    reg = HistGradientBoostingRegressor(
+        max_iter=max_iter, learning_rate=0.1, random_state=seed, early_stopping=False,
+        categorical_features=[FEATURES.index(c) for c in CATEGORICAL],
+    )
+    reg.fit(X, np.log(df["service_time"].to_numpy()))
+    sizes = sorted(df["input_size"].unique().tolist())
+    return LearnedPredictor(
+        reg, models, metadata={"rows": len(df), "features": list(FEATURES)}, sizes=sizes
+    )
+
+
+def mape(pred: np.ndarray, truth: np.ndarray) -> float:
+    return float(np.mean(np.abs(pred - truth) / truth) * 100)
+
+
+def evaluate(predictor: LearnedPredictor, df: pd.DataFrame) -> dict[str, float]:
+    """Held-out MAPE (%) per model and overall."""
+    df = prepare(df)
+    pred = predictor.predict_rows(design_matrix(df, predictor.models))
+    truth = df["service_time"].to_numpy()
+    out = {"overall": mape(pred, truth)}
+    for m in sorted(df["model"].unique()):
+        sel = (df["model"] == m).to_numpy()
+        out[m] = mape(pred[sel], truth[sel])
+    return out
+
+
+def split(df: pd.DataFrame, test_fraction: float = 0.25, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rng = np.random.default_rng(seed)
+    test = rng.random(len(df)) < test_fraction
+    return df[~test], df[test]
+
+
+def prediction_cost_us(predictor: LearnedPredictor, df: pd.DataFrame, n: int = 20000) -> float:
+    """Amortised live-path cost of ``predict(request)`` in microseconds (memo cache warm-up
+    included), measured over ``n`` requests drawn from the traces."""
+    df = prepare(df)
+    idx = np.random.default_rng(0).integers(0, len(df), n)
+    rows = df.iloc[idx]
+    reqs = [
+        Request(id=i, model=m, input_size=int(s), batch_size=int(b), queue_len_at_arrival=int(q))
+        for i, (m, s, b, q) in enumerate(zip(rows["model"], rows["input_size"], rows["batch_size"],
+                                             rows["queue_len"], strict=True))
+    ]
+    t = time.perf_counter()
+    for r in reqs:
+        predictor.predict(r)
+    return (time.perf_counter() - t) / n * 1e6
+
+
+def synthetic_traces(n: int, seed: int = 0, noise: float = 0.03) -> pd.DataFrame:
+    """Traces from a known cost function (for tests and for trying the tool without servers).
+
+    service = base[model] + per_unit[model] * input_size, times (1 + 0.15 * batch) for batches,
+    times (1 + 0.5 * cpu_util) for contention, with ``noise`` relative log-normal noise.
+    """
+    rng = np.random.default_rng(seed)
+    base = {"mobilenet_v2": 0.009, "distilbert": 0.02, "lstm_forecaster": 0.0015}
+    per_unit = {"mobilenet_v2": 0.0, "distilbert": 0.0014, "lstm_forecaster": 0.000012}
+    models = rng.choice(list(base), n)
+    size = np.where(
+        models == "distilbert", rng.integers(8, 513, n),
+        np.where(models == "lstm_forecaster", rng.choice([96, 192, 336, 720], n), 32),
+    )
+    batch = rng.integers(1, 5, n)
+    cpu = rng.random(n)
+    st = (np.vectorize(base.get)(models) + np.vectorize(per_unit.get)(models) * size) * (
+        1 + 0.15 * (batch - 1)) * (1 + 0.5 * cpu) * np.exp(noise * rng.standard_normal(n))
+    return pd.DataFrame({
+        "model": models, "input_size": size, "batch_size": batch, "cpu_util": cpu,
+        "queue_len": rng.integers(0, 50, n), "concurrency": "threads", "workers": 2,
+        "intra_op_threads": 1, "hour": rng.integers(0, 24, n), "service_time": st,
+    })
+
+
+def save(predictor: LearnedPredictor, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    joblib.dump({"regressor": predictor.regressor, "models": predictor.models,
+                 "metadata": predictor.metadata, "sizes": predictor.sizes}, path)
+
+
+def load(path: Path, context: Context | None = None) -> LearnedPredictor:
+    """Load a predictor this tool saved (a local file you trust: joblib unpickles it)."""
+    if not Path(path).exists():
+        raise FileNotFoundError(f"predictor file not found: {path}")
+    obj = joblib.load(path)
+    return LearnedPredictor(
+        obj["regressor"], obj["models"], context, obj["metadata"], obj.get("sizes", ())
+    )
+
+
+def _read_traces(paths: list[str]) -> pd.DataFrame:
+    frames = []
+    for p in paths:
+        path = Path(p)
+        files = sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
+        if not files:
+            raise FileNotFoundError(f"no Parquet traces under {path}")
+        frames += [pd.read_parquet(f) for f in files]
+    return pd.concat(frames, ignore_index=True)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=("train", "eval"), help="train a predictor or evaluate one")
+    parser.add_argument("--traces", nargs="+", help="Parquet trace files or folders of them")
+    parser.add_argument("--synthetic", type=int, default=0,
+                        help="use N synthetic requests from a known cost function instead")
+    parser.add_argument("--model-file", default="results/predictor.joblib",
+                        help="where train writes / eval reads the predictor")
+    parser.add_argument("--test-fraction", type=float, default=0.25,
+                        help="held-out share when training")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.synthetic:
+        df = synthetic_traces(args.synthetic, args.seed)
+        source = f"--synthetic {args.synthetic}"
+    elif args.traces:
+        df = _read_traces(args.traces)
+        source = "--traces " + " ".join(args.traces)
+    else:
+        raise ValueError("give --traces PATH... or --synthetic N")
+    path = Path(args.model_file)
+    if args.action == "train":
+        fit_df, test_df = split(prepare(df), args.test_fraction, args.seed)
+        t = time.perf_counter()
+        predictor = train(fit_df, seed=args.seed)
+        print(f"trained on {len(fit_df)} requests in {time.perf_counter() - t:.1f}s -> {path}")
+        save(predictor, path)
+    else:
+        predictor = load(path)
+        test_df = prepare(df)
+    scores = evaluate(predictor, test_df)
+    print(f"held-out MAPE over {len(test_df)} requests (target < 10%):")
+    for k, v in scores.items():
+        print(f"  {k:<16} {v:6.2f}%")
+    print(f"prediction cost: {prediction_cost_us(predictor, test_df):.1f} us/request amortised "
+          "(target <= 50)")
+    print(f"reproduce: servelab predictor {args.action} {source} --model-file {path}")
+    return 0
