@@ -1,0 +1,1 @@
+"""Calibration benchmarks: one module each, ``measure(params, warmups, samples) -> dict``."""
