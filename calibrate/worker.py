@@ -14,6 +14,9 @@ from typing import Any
 BENCHES: dict[str, str] = {
     # name -> module with measure(params, warmups, samples) -> dict
     "sleep": "servelab.calibrate.benches.sleep",
+    "ipc": "servelab.calibrate.benches.ipc",
+    "ctxswitch": "servelab.calibrate.benches.ctxswitch",
+    "perfstat": "servelab.calibrate.benches.perfstat",
 }
 
 
