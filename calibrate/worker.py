@@ -17,6 +17,8 @@ BENCHES: dict[str, str] = {
     "ipc": "servelab.calibrate.benches.ipc",
     "ctxswitch": "servelab.calibrate.benches.ctxswitch",
     "perfstat": "servelab.calibrate.benches.perfstat",
+    "service": "servelab.calibrate.benches.service",
+    "interference": "servelab.calibrate.benches.interference",
 }
 
 
