@@ -1,0 +1,159 @@
+"""Running one schedule from one or several sender processes.
+
+``processes=1`` sends from this process.  ``processes=N`` splits the schedule round-robin
+(request ``i`` goes to process ``i % N``) and starts N fresh ``spawn`` processes, each with its
+own event loop, timer thread and connection pool.  Each worker opens its pool, reports ready,
+and waits for the common start time ``t0`` on the system-wide monotonic clock, so the shares
+interleave exactly as the original schedule; their results merge back by request id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing as mp
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from servelab.loadgen.generator import COUNTERS, OpenLoopSender, SenderOptions, SendResult, clock
+from servelab.loadgen.payloads import Payloads, Target
+from servelab.loadgen.schedule import Schedule
+
+log = logging.getLogger(__name__)
+
+START_MARGIN_S = 0.2
+"""How far in the future the common start time is set once every worker is ready."""
+
+
+def _install_sigint(sender: OpenLoopSender) -> Callable[[], None]:
+    loop = asyncio.get_running_loop()
+    try:
+        loop.add_signal_handler(signal.SIGINT, sender.abort, "run was interrupted")
+    except (ValueError, RuntimeError, NotImplementedError):  # not the main thread
+        return lambda: None
+    return lambda: loop.remove_signal_handler(signal.SIGINT)
+
+
+def run_senders(
+    schedule: Schedule, payloads: Payloads, target: Target, options: SenderOptions,
+    processes: int = 1, on_start: Callable[[Callable[[], np.ndarray], float], None] | None = None,
+    handle_sigint: bool = False,
+) -> list[SendResult]:
+    """Send ``schedule`` from ``processes`` processes; one result per process.
+
+    ``on_start(counters, t0)`` is called once the start time is known, with a function that
+    returns the live counters (one row per process) — for a progress line.
+    """
+    if processes < 1:
+        raise ValueError(f"processes must be >= 1, got {processes}")
+    if processes == 1:
+        return [_run_here(schedule, payloads, target, options, on_start, handle_sigint)]
+    return _run_spawned(schedule, payloads, target, options, processes, on_start)
+
+
+def _run_here(schedule: Schedule, payloads: Payloads, target: Target, options: SenderOptions,
+              on_start: Callable[..., None] | None, handle_sigint: bool) -> SendResult:
+    counters = np.zeros(len(COUNTERS))
+
+    async def main() -> SendResult:
+        sender = OpenLoopSender(schedule, payloads, target, options, counters)
+        await sender.prepare()
+        undo = _install_sigint(sender) if handle_sigint else (lambda: None)
+        t0 = clock() + 0.02
+        if on_start is not None:
+            on_start(lambda: counters[None, :], t0)
+        try:
+            return await sender.run(t0)
+        finally:
+            undo()
+
+    return asyncio.run(main())
+
+
+def _worker(k: int, schedule: Schedule, payloads: Payloads, target: Target,
+            options: SenderOptions, shared: Any, pipe: Any) -> None:
+    """A sender process: open the pool, report ready, wait for t0, send, return the result."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # until the loop's handler takes over
+    counters = np.frombuffer(shared, dtype=np.float64).reshape(-1, len(COUNTERS))[k]
+
+    async def main() -> SendResult:
+        sender = OpenLoopSender(schedule, payloads, target, options, counters, process=k)
+        await sender.prepare()
+        pipe.send("ready")
+        loop = asyncio.get_running_loop()
+        t0 = await loop.run_in_executor(None, pipe.recv)
+        undo = _install_sigint(sender)
+        try:
+            return await sender.run(t0)
+        finally:
+            undo()
+
+    try:
+        pipe.send(asyncio.run(main()))
+    except BaseException as exc:  # report, never hang the parent
+        pipe.send(RuntimeError(f"sender process {k} failed: {exc!r}"))
+        raise
+
+
+def _run_spawned(schedule: Schedule, payloads: Payloads, target: Target, options: SenderOptions,
+                 n: int, on_start: Callable[..., None] | None) -> list[SendResult]:
+    ctx = mp.get_context("spawn")
+    shared = ctx.RawArray("d", n * len(COUNTERS))
+    view = np.frombuffer(shared, dtype=np.float64).reshape(n, len(COUNTERS))
+    pipes, procs = [], []
+    for k in range(n):
+        here, there = ctx.Pipe()
+        share = Payloads(payloads.requests, payloads.index[k::n])
+        p = ctx.Process(
+            target=_worker, args=(k, schedule.share(k, n), share, target, options, shared, there),
+            name=f"loadgen-sender-{k}", daemon=True,
+        )
+        p.start()
+        pipes.append(here)
+        procs.append(p)
+    results: list[SendResult] = []
+    try:
+        for k, pipe in enumerate(pipes):
+            msg = _recv(pipe, procs[k], 120.0)
+            if msg != "ready":
+                raise msg if isinstance(msg, BaseException) else RuntimeError(f"worker {k}: {msg!r}")
+        t0 = clock() + START_MARGIN_S
+        for pipe in pipes:
+            pipe.send(t0)
+        if on_start is not None:
+            on_start(lambda: view.copy(), t0)
+        for k, pipe in enumerate(pipes):
+            while True:
+                try:
+                    msg = _recv(pipe, procs[k], None)
+                    break
+                except KeyboardInterrupt:  # the workers got SIGINT too: they abort and report
+                    continue
+            if isinstance(msg, BaseException):
+                raise msg
+            results.append(msg)
+    finally:
+        for p in procs:
+            p.join(5)
+            if p.is_alive():
+                p.terminate()
+                p.join()
+    return results
+
+
+def _recv(pipe: Any, proc: Any, timeout: float | None) -> Any:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while not pipe.poll(0.2):
+        if not proc.is_alive():
+            with contextlib.suppress(EOFError):
+                if pipe.poll(0):
+                    return pipe.recv()
+            raise RuntimeError(f"{proc.name} exited with code {proc.exitcode}")
+        if deadline is not None and time.monotonic() > deadline:
+            raise RuntimeError(f"{proc.name} did not get ready in {timeout:g}s")
+    return pipe.recv()
