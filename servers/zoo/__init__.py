@@ -7,18 +7,54 @@ code path (for tests); ``weights=PATH`` loads a local ``state_dict`` instead of 
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from servelab.servers.zoo.base import Inputs, StageTimes, TensorSpec, ZooModel
-from servelab.servers.zoo.distilbert import DistilBertModel
-from servelab.servers.zoo.lstm import LstmForecaster
-from servelab.servers.zoo.mobilenet import MobileNetV2Model
 
-MODELS: dict[str, type[ZooModel]] = {
-    MobileNetV2Model.name: MobileNetV2Model,
-    DistilBertModel.name: DistilBertModel,
-    LstmForecaster.name: LstmForecaster,
+
+class _LazyRegistry(Mapping[str, type[ZooModel]]):
+    """Name -> model class, importing a model's module only when it is first asked for
+    (``transformers`` alone takes over a second to import; a worker serving MobileNet should
+    not pay it)."""
+
+    def __init__(self, table: Mapping[str, str]):
+        self._table = dict(table)
+        self._loaded: dict[str, type[ZooModel]] = {}
+
+    def __getitem__(self, name: str) -> type[ZooModel]:
+        if name not in self._loaded:
+            module, _, cls = self._table[name].partition(":")
+            self._loaded[name] = getattr(importlib.import_module(module), cls)
+        return self._loaded[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._table)
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+
+MODELS: Mapping[str, type[ZooModel]] = _LazyRegistry({
+    "mobilenet_v2": "servelab.servers.zoo.mobilenet:MobileNetV2Model",
+    "distilbert": "servelab.servers.zoo.distilbert:DistilBertModel",
+    "lstm_forecaster": "servelab.servers.zoo.lstm:LstmForecaster",
+})
+
+
+_CLASS_NAMES = {
+    "MobileNetV2Model": "mobilenet_v2", "DistilBertModel": "distilbert",
+    "LstmForecaster": "lstm_forecaster",
 }
+
+
+def __getattr__(name: str) -> Any:
+    """The model classes by their class names, imported on first use."""
+    if name in _CLASS_NAMES:
+        return MODELS[_CLASS_NAMES[name]]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def get_model(
@@ -28,11 +64,9 @@ def get_model(
 
     Raises ``ValueError`` for an unknown name or variant.
     """
-    try:
-        cls = MODELS[name]
-    except KeyError:
-        raise ValueError(f"unknown model {name!r}; valid: {', '.join(sorted(MODELS))}") from None
-    return cls(variant=variant, weights=weights, seed=seed)
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; valid: {', '.join(sorted(MODELS))}")
+    return MODELS[name](variant=variant, weights=weights, seed=seed)
 
 
 __all__ = [
