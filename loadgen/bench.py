@@ -1,0 +1,115 @@
+"""``servelab bench load``: how fast can the generator send, and how late does it send?
+
+Starts the stub OIP server (:mod:`.stub`) in its own process on 127.0.0.1, runs the open-loop
+generator against it at ``--rate`` (2,000 req/s by default: the capacity target) once per
+``--processes`` value, and reports the achieved rate and the generator lag (actual − intended
+send) percentiles after warm-up.  A row meets the target when it sent at least 98% of the
+target rate with lag p99 <= 1 ms.  Results go to ``results/bench-load-<timestamp>/``: one
+sub-folder per run (records + summary) and a ``summary.json`` with the table.
+
+The stub shares the machine with the generator (and with whatever else runs there); the
+machine's load average at the start is recorded with the results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from servelab.core.config import add_dataclass_args, from_args, opt
+from servelab.loadgen.accounting import LAG_LIMIT_S
+from servelab.loadgen.generator import SenderOptions
+from servelab.loadgen.runner import LoadConfig, machine_info, run_load
+from servelab.loadgen.stub import StubConfig, StubProcess
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """The ``servelab bench load`` flags."""
+
+    rate: float = opt(2000.0, "target mean rate per second")
+    duration: float = opt(10.0, "seconds per run")
+    warmup: float = opt(1.0, "seconds excluded from the figures")
+    processes: tuple[int, ...] = opt((1, 2), "sender process counts to measure, one run each")
+    workload: str = opt("fast-only", "workload whose mix, sizes and arrival shape are used")
+    binary: bool = opt(False, "send tensors with the binary-data extension")
+    delay_ms: float = opt(0.0, "stub server delay per request")
+    out: str | None = opt(None, "output folder (default: results/bench-load-<timestamp>)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_dataclass_args(parser, BenchConfig)
+
+
+def bench(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
+    from servelab.analysis.results import new_run_dir, write_json
+
+    out = Path(cfg.out) if cfg.out else new_run_dir("bench-load")
+    out.mkdir(parents=True, exist_ok=True)
+    machine = machine_info()
+    rows = []
+    with StubProcess(StubConfig(delay_ms=cfg.delay_ms)) as stub:
+        for p in cfg.processes:
+            load = LoadConfig(
+                workload=cfg.workload, target=stub.url, rate=cfg.rate, duration=cfg.duration,
+                warmup=cfg.warmup, processes=p, binary=cfg.binary, out=str(out / f"p{p}"),
+                progress=progress,
+            )
+            s = run_load(load, SenderOptions()).summary
+            lag, lat = s["lag_ms"], s["latency_ms"]["overall"]
+            rows.append({
+                "processes": p,
+                "target_rate": s["target_rate"],
+                "scheduled_rate": s["scheduled_rate"],
+                "achieved_rate": s["achieved_rate"],
+                "lag_p50_ms": lag.get("p50"), "lag_p99_ms": lag.get("p99"),
+                "lag_p99.9_ms": lag.get("p99.9"), "lag_max_ms": lag.get("max"),
+                "ok": s["counts"]["ok"], "requests": s["requests"],
+                "latency_p50_ms": lat.get("p50"), "latency_p99_ms": lat.get("p99"),
+                "meets_target": bool(
+                    s["achieved_rate"] >= 0.98 * s["target_rate"]
+                    and lag.get("p99", 1e9) <= LAG_LIMIT_S * 1e3
+                ),
+                "run": str(out / f"p{p}"),
+            })
+    args = ["servelab", "bench", "load", "--rate", f"{cfg.rate:g}", "--duration", f"{cfg.duration:g}",
+            "--warmup", f"{cfg.warmup:g}", "--processes", *map(str, cfg.processes),
+            "--workload", cfg.workload, "--delay-ms", f"{cfg.delay_ms:g}"]
+    if cfg.binary:
+        args.append("--binary")
+    result = {
+        "kind": "bench-load", "command": shlex.join(args), "config": asdict(cfg),
+        "machine": machine, "runs": rows,
+    }
+    write_json(out / "summary.json", result)
+    result["path"] = str(out)
+    return result
+
+
+def format_table(result: dict[str, Any]) -> str:
+    lines = [
+        f"{'procs':>5} {'target/s':>9} {'achieved/s':>10} {'lag p50':>8} {'lag p99':>8} "
+        f"{'lag p99.9':>9} {'lag max':>8} {'ok':>7} {'lat p50':>8} {'lat p99':>8}  target met",
+    ]
+    for r in result["runs"]:
+        lines.append(
+            f"{r['processes']:>5} {r['target_rate']:>9.0f} {r['achieved_rate']:>10.1f} "
+            f"{r['lag_p50_ms']:>8.3f} {r['lag_p99_ms']:>8.3f} {r['lag_p99.9_ms']:>9.3f} "
+            f"{r['lag_max_ms']:>8.3f} {r['ok']:>7} {r['latency_p50_ms']:>8.3f} "
+            f"{r['latency_p99_ms']:>8.3f}  {'yes' if r['meets_target'] else 'NO'}"
+        )
+    lines.append("(lag and latency in ms, after warm-up; lag = actual - intended send time)")
+    lines.append(f"machine load average at start: {result['machine']['loadavg_at_start']}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = from_args(BenchConfig, args)
+    result = bench(cfg)
+    print(format_table(result))
+    print(f"wrote {result['path']}/summary.json")
+    print(f"reproduce: {result['command']}")
+    return 0

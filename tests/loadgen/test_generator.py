@@ -1,0 +1,173 @@
+"""The open-loop generator against the stub server: schedule, accounting, failure modes.
+
+Runs are a few seconds at a few hundred to a thousand requests per second, on 127.0.0.1.
+Timing assertions are about the schedule (counts, rates, distributions) or generous; the
+strict 1 ms lag target is checked by ``servelab bench load``, not here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Any
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from servelab.core.workload import WorkloadSpec
+from servelab.loadgen.closedloop import naive_latency, run_closed_loop
+from servelab.loadgen.generator import SenderOptions
+from servelab.loadgen.payloads import Payloads, Target
+from servelab.loadgen.runner import LoadConfig, LoadRun, run_load
+from servelab.loadgen.schedule import Schedule
+from servelab.loadgen.stub import StubProcess
+
+from .conftest import spec
+
+
+def load(s: WorkloadSpec, target: str, processes: int = 1, warmup: float = 0.0,
+         binary: bool = False, **options: Any) -> LoadRun:
+    cfg = LoadConfig(workload=s.name, target=target, processes=processes, warmup=warmup,
+                     binary=binary, progress=False)
+    return run_load(cfg, SenderOptions(**options), spec=s, write=False)
+
+
+def assert_each_request_recorded_once(run: LoadRun) -> None:
+    df = run.records
+    assert df["request_id"].tolist() == list(range(run.summary["requests"]))
+    assert df["status"].notna().all()
+    assert sum(run.summary["counts"].values()) == len(df)
+
+
+def test_achieved_rate_and_each_request_recorded_once(fresh_stub: StubProcess) -> None:
+    run = load(spec(rate=1000, duration=2.0), fresh_stub.url)
+    df, s = run.records, run.summary
+    assert len(df) == 2000
+    assert_each_request_recorded_once(run)
+    assert s["counts"]["ok"] == 2000
+    assert fresh_stub.stats()["received"] == 2000  # the server saw each request once, too
+    assert s["achieved_rate"] == pytest.approx(1000, rel=0.02)
+    sends = np.sort(df["enqueue"].to_numpy())
+    assert (len(sends) - 1) / (sends[-1] - sends[0]) == pytest.approx(1000, rel=0.02)
+    assert (df["latency"] >= df["send_lag"]).all()
+    assert s["lag_ms"]["p50"] < 5.0  # generous: the machine is shared
+
+
+def test_poisson_sends_pass_a_ks_test(fresh_stub: StubProcess) -> None:
+    rate = 400.0
+    run = load(spec(rate=rate, duration=4.0, kind="poisson"), fresh_stub.url, binary=True)
+    sends = np.sort(run.records["enqueue"].to_numpy())
+    gaps = np.diff(sends)
+    assert stats.kstest(gaps, "expon", args=(0, 1 / rate)).pvalue > 1e-3
+    intended = np.diff(run.records["intended_arrival"].to_numpy())
+    assert stats.kstest(intended, "expon", args=(0, 1 / rate)).pvalue > 1e-3
+
+
+def test_stall_shows_in_open_loop_p99_and_a_closed_loop_misses_it(fresh_stub: StubProcess) -> None:
+    """A 1 s server stall: open loop, every request that arrived during it waits (p99 ~ 1 s);
+    a closed loop of one client is stuck on one request and sends the rest late, timing them
+    from their late sends (p99 ~ the normal service time)."""
+    s = spec(rate=200, duration=3.0)
+    fresh_stub.configure(delay_ms=2.0, stall_at=1.0, stall_s=1.0)
+    run = load(s, fresh_stub.url)
+    assert_each_request_recorded_once(run)
+    p99_open = run.summary["latency_ms"]["overall"]["p99"]
+    assert p99_open > 500.0
+    df = run.records
+    in_stall = df[(df["intended_arrival"] > 1.05) & (df["intended_arrival"] < 1.9)]
+    assert (in_stall["latency"] > 0.1).all()  # every request of the stall was delayed
+
+    fresh_stub.configure(delay_ms=2.0, stall_at=1.0, stall_s=1.0)
+    schedule = Schedule.from_spec(s)
+    payloads = Payloads.build(schedule, Target.parse(fresh_stub.url))
+    closed = asyncio.run(run_closed_loop(schedule, payloads, Target.parse(fresh_stub.url)))
+    naive = naive_latency(closed) * 1e3
+    assert naive.max() > 900.0  # one request did sit through the stall...
+    p99_closed = float(np.percentile(naive, 99))
+    assert p99_closed < 100.0  # ...but the p99 does not show it
+    assert p99_open > 10 * p99_closed
+    # the closed loop also fell behind its schedule: it could not offer the load
+    assert (closed.send - closed.t0 - schedule.times).max() > 0.5
+
+
+def test_refused_connection_gives_error_records_not_a_crash() -> None:
+    with socket.socket() as sock:  # a port with nothing listening
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    run = load(spec(rate=100, duration=0.5), f"http://127.0.0.1:{port}")
+    assert_each_request_recorded_once(run)
+    assert run.summary["counts"]["error"] == len(run.records) == 50
+    assert run.records["error"].str.contains("connect failed").all()
+    assert run.records["end"].notna().all()
+
+
+def test_status_codes_map_to_rejected_timeout_and_error(fresh_stub: StubProcess) -> None:
+    fresh_stub.configure(reject_every=3)
+    run = load(spec(rate=300, duration=1.0), fresh_stub.url)
+    c = run.summary["counts"]
+    assert c["rejected"] == 100 and c["ok"] == 200
+    assert (run.records.loc[run.records["status"] == "rejected", "http_status"] == 503).all()
+
+    fresh_stub.configure(reject_every=0, status=504)
+    assert load(spec(rate=100, duration=0.5), fresh_stub.url).summary["counts"]["timeout"] == 50
+    fresh_stub.configure(status=500)
+    run = load(spec(rate=100, duration=0.5), fresh_stub.url)
+    assert run.summary["counts"]["error"] == 50
+    assert (run.records["error"] == "HTTP 500").all()
+
+
+def test_client_timeout(fresh_stub: StubProcess) -> None:
+    fresh_stub.configure(delay_ms=1000.0)
+    run = load(spec(rate=50, duration=0.4), fresh_stub.url, timeout=0.2)
+    assert_each_request_recorded_once(run)
+    assert run.summary["counts"]["timeout"] == 20
+    lat = run.records["end"] - run.records["enqueue"]
+    assert ((lat > 0.19) & (lat < 0.5)).all()
+
+
+def test_not_sent_when_the_generator_cannot_keep_up(fresh_stub: StubProcess) -> None:
+    """One connection, a 50 ms server, 200 req/s: requests wait for the connection and those
+    that would go out more than max_lag late are recorded not_sent — all still accounted."""
+    fresh_stub.configure(delay_ms=50.0)
+    run = load(spec(rate=200, duration=1.0), fresh_stub.url, max_connections=1, max_lag=0.1)
+    assert_each_request_recorded_once(run)
+    c = run.summary["counts"]
+    assert c["not_sent"] > 50 and c["ok"] > 10 and c["ok"] + c["not_sent"] == 200
+    sent = run.records[run.records["status"] == "ok"]
+    assert sent["send_lag"].max() <= 0.1 + 0.06  # never sent later than max_lag (+ one answer)
+    assert any("not sent" in f for f in run.summary["flags"])
+    ns = run.records[run.records["status"] == "not_sent"]
+    assert ns["enqueue"].isna().all() and ns["latency"].isna().all()
+
+
+def test_abort_marks_the_rest_not_sent(fresh_stub: StubProcess) -> None:
+    from servelab.loadgen.generator import OpenLoopSender
+
+    s = Schedule.from_spec(spec(rate=200, duration=2.0))
+    payloads = Payloads.build(s, Target.parse(fresh_stub.url))
+    fresh_stub.configure(delay_ms=300.0)
+
+    async def main() -> Any:
+        sender = OpenLoopSender(s, payloads, Target.parse(fresh_stub.url))
+        asyncio.get_running_loop().call_later(0.5, sender.abort)
+        return await sender.run()
+
+    r = asyncio.run(main())
+    names = {code: int((r.status == code).sum()) for code in np.unique(r.status)}
+    assert 0 not in names and sum(names.values()) == len(s)  # every request ended once
+    from servelab.loadgen.generator import CODE
+    assert names.get(CODE["ok"], 0) > 20  # answered before the abort
+    assert names.get(CODE["not_sent"], 0) > 250  # the rest of the schedule
+    assert names.get(CODE["error"], 0) > 20  # in flight at the abort
+
+
+def test_two_processes_split_one_schedule(fresh_stub: StubProcess) -> None:
+    run = load(spec(rate=500, duration=1.5, kind="poisson"), fresh_stub.url, processes=2)
+    assert_each_request_recorded_once(run)
+    df = run.records
+    assert run.summary["counts"]["ok"] == len(df)
+    assert df["process"].tolist() == [i % 2 for i in range(len(df))]
+    assert fresh_stub.stats()["received"] == len(df)
+    # both processes sent on the same clock: sends follow the intended order closely
+    assert (df["send_lag"] > -1e-4).all() and df["send_lag"].median() < 0.005
