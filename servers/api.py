@@ -1,0 +1,282 @@
+"""The Open Inference Protocol v2 endpoints, independent of any web framework.
+
+Both HTTP front ends (Flask on waitress, FastAPI on uvicorn) are thin adapters over
+:class:`OipApi`: they read the body (bounded), call :meth:`OipApi.begin_infer`, wait for the
+ticket their own way (a blocking wait in a WSGI thread, an awaited future on the event loop),
+and send :meth:`OipApi.finish_infer`'s :class:`Reply`.
+
+Status codes: 400 malformed JSON / wrong datatype / wrong shape / bad parameter (the message
+names the field), 404 unknown model, 413 body over the cap, 503 queue full or draining (with
+``Retry-After``), 504 deadline, 500 the model failed or its worker died.  Request
+``parameters`` may carry ``priority`` (int >= 0, lower = more urgent) and ``timeout_ms``
+(Triton's ``timeout`` in microseconds is accepted too).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from servelab import __version__
+from servelab.core.requests import Request
+from servelab.servers.engine import Engine, ServeError, Ticket
+from servelab.servers.metrics import ServerMetrics
+from servelab.servers.oip import (
+    HEADER_LENGTH,
+    InferRequest,
+    OipError,
+    decode_request,
+    encode_response,
+    error_body,
+    model_metadata,
+)
+from servelab.servers.runner import split_rows
+from servelab.servers.zoo.base import ZooModel
+
+log = logging.getLogger(__name__)
+
+JSON = {"Content-Type": "application/json"}
+STATUS_LABEL = {
+    200: "ok", 400: "bad_request", 404: "not_found", 413: "too_large", 500: "error",
+    503: "rejected", 504: "timeout",
+}
+
+
+@dataclass
+class Reply:
+    status: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=lambda: dict(JSON))
+
+
+@dataclass
+class Pending:
+    """An admitted inference request, waiting for its ticket."""
+
+    model: str
+    request: Request
+    infer: InferRequest
+    t0: float
+
+    @property
+    def ticket(self) -> Ticket:
+        return self.request.payload  # type: ignore[no-any-return]
+
+
+def error_reply(status: int, message: str, retry_after: int | None = None) -> Reply:
+    headers = dict(JSON)
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    return Reply(status, error_body(message), headers)
+
+
+def _json_reply(obj: Any, status: int = 200) -> Reply:
+    return Reply(status, json.dumps(obj).encode())
+
+
+def _parameter(params: Mapping[str, Any], name: str, kind: str) -> Any:
+    value = params.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise OipError(f"parameter '{name}' must be a number, got {type(value).__name__}")
+    if kind == "int" and value != int(value):
+        raise OipError(f"parameter '{name}' must be an integer, got {value}")
+    if not math.isfinite(value) or value < 0:
+        raise OipError(f"parameter '{name}' must be a non-negative number, got {value}")
+    return int(value) if kind == "int" else float(value)
+
+
+def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
+    """Undo ``Content-Encoding: gzip|deflate`` (tritonclient can compress requests), refusing
+    to inflate beyond ``limit`` bytes (413)."""
+    if not encoding or encoding == "identity":
+        return body
+    if encoding not in ("gzip", "deflate"):
+        raise OipError(f"unsupported Content-Encoding {encoding!r}; valid: gzip, deflate", 415)
+    d = zlib.decompressobj(wbits=31 if encoding == "gzip" else 15)
+    try:
+        out = d.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise OipError(f"body is not valid {encoding}: {exc}") from None
+    if len(out) > limit or d.unconsumed_tail:
+        raise OipError(f"decompressed body exceeds the {limit}-byte cap", 413)
+    return out
+
+
+class OipApi:
+    """The protocol endpoints over one engine.
+
+    ``info`` returns the server's description for ``GET /servelab/stats`` (workers, memory).
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        models: Mapping[str, ZooModel],
+        metrics: ServerMetrics,
+        max_request_bytes: int,
+        server_name: str = "servelab",
+        info: Callable[[], dict[str, Any]] | None = None,
+    ):
+        self.engine = engine
+        self.models = dict(models)
+        self.metrics = metrics
+        self.max_request_bytes = max_request_bytes
+        self.server_name = server_name
+        self.info = info or dict
+        self.ready = False
+        self.active = 0  # requests inside an infer handler
+        self._active_lock = threading.Lock()
+
+    # -- health and metadata -----------------------------------------------------------------
+    def live(self) -> Reply:
+        return _json_reply({"live": True})
+
+    def is_ready(self) -> bool:
+        return self.ready and self.engine.accepting
+
+    def health_ready(self) -> Reply:
+        ok = self.is_ready()
+        return _json_reply({"ready": ok}, 200 if ok else 503)
+
+    def server_metadata(self) -> Reply:
+        return _json_reply({
+            "name": self.server_name, "version": __version__,
+            "extensions": ["binary_tensor_data", "parameters"],
+        })
+
+    def _model(self, name: str) -> ZooModel | None:
+        return self.models.get(name)
+
+    def model_metadata(self, name: str) -> Reply:
+        m = self._model(name)
+        if m is None:
+            return self._not_found(name)
+        return _json_reply(model_metadata(name, m.inputs, m.outputs))
+
+    def model_ready(self, name: str) -> Reply:
+        if self._model(name) is None:
+            return self._not_found(name)
+        ok = self.is_ready()
+        return _json_reply({"name": name, "ready": ok}, 200 if ok else 503)
+
+    def _not_found(self, name: str) -> Reply:
+        return error_reply(404, f"unknown model '{name}'; served: {', '.join(self.models)}")
+
+    def metrics_reply(self) -> Reply:
+        return Reply(200, self.metrics.exposition(), {"Content-Type": self.metrics.content_type})
+
+    def stats(self) -> Reply:
+        e = self.engine
+        return _json_reply({
+            "config": e.config.to_dict(), "config_id": e.config_id, "inflight": e.inflight,
+            "queue": e.queue_len(), "records": len(e.records), "wall_t0": e.wall_t0,
+            **self.info(),
+        })
+
+    def trace(self) -> Reply:
+        recs = self.engine.trace()
+        return Reply(200, json.dumps(recs, default=_json_default).encode(), dict(JSON))
+
+    # -- inference ---------------------------------------------------------------------------
+    def too_large(self, content_length: int | None) -> Reply | None:
+        """413 when a declared Content-Length is over the cap (checked before reading)."""
+        if content_length is not None and content_length > self.max_request_bytes:
+            return self._count(None, error_reply(
+                413, f"request body of {content_length} bytes exceeds the "
+                f"{self.max_request_bytes}-byte cap"))
+        return None
+
+    def body_too_large(self) -> Reply:
+        return self._count(None, error_reply(
+            413, f"request body exceeds the {self.max_request_bytes}-byte cap"))
+
+    def _count(self, model: str | None, reply: Reply) -> Reply:
+        label = STATUS_LABEL.get(reply.status, str(reply.status))
+        self.metrics.requests.labels(model if model in self.models else "", label).inc()
+        return reply
+
+    def begin_infer(
+        self, name: str, body: bytes, headers: Mapping[str, str]
+    ) -> Reply | Pending:
+        """Validate and admit; a :class:`Reply` when the request ends here (an error)."""
+        t0 = time.perf_counter()
+        model = self._model(name)
+        if model is None:
+            return self._count(None, self._not_found(name))
+        if len(body) > self.max_request_bytes:
+            return self.body_too_large()
+        try:
+            body = decompress(body, headers.get("Content-Encoding"), self.max_request_bytes)
+            hl = headers.get(HEADER_LENGTH)
+            try:
+                header_length = int(hl) if hl is not None else None
+            except ValueError:
+                raise OipError(f"header {HEADER_LENGTH} must be an integer, got {hl!r}") from None
+            infer = decode_request(body, model.inputs, header_length)
+            priority = _parameter(infer.parameters, "priority", "int")
+            timeout_ms = _parameter(infer.parameters, "timeout_ms", "float")
+            if timeout_ms is None:
+                timeout_us = _parameter(infer.parameters, "timeout", "float")
+                timeout_ms = None if not timeout_us else timeout_us / 1000.0
+            for o in infer.requested_outputs or []:
+                if o not in {s.name for s in model.outputs}:
+                    raise OipError(f"unknown output '{o}'; model outputs: "
+                                   f"{', '.join(s.name for s in model.outputs)}")
+        except OipError as exc:
+            return self._count(name, error_reply(exc.status, str(exc)))
+        rows = split_rows(infer.inputs)
+        try:
+            size = int(model.input_size(rows[0]))
+        except Exception:
+            size = 0
+        try:
+            req = self.engine.submit(name, rows, priority, timeout_ms, infer.id, size)
+        except ServeError as exc:
+            return self._count(name, error_reply(exc.status, str(exc), exc.retry_after))
+        with self._active_lock:
+            self.active += 1
+        return Pending(name, req, infer, t0)
+
+    def finish_infer(self, p: Pending) -> Reply:
+        """The reply for a completed ticket."""
+        try:
+            t = p.ticket
+            if t.http_status == 200 and t.outputs is not None:
+                try:
+                    body, headers = encode_response(p.model, t.outputs, p.infer)
+                    reply = Reply(200, body, headers)
+                except Exception as exc:  # pragma: no cover - an output the codec cannot encode
+                    log.exception("encoding %s output failed", p.model)
+                    reply = error_reply(500, f"could not encode the output: {exc}")
+            else:
+                reply = error_reply(t.http_status or 500, t.error or "request failed",
+                                    t.retry_after)
+            self.metrics.e2e_time.labels(p.model).observe(time.perf_counter() - p.t0)
+            return self._count(p.model, reply)
+        finally:
+            with self._active_lock:
+                self.active -= 1
+
+    def abandon(self, p: Pending) -> None:
+        """The client went away before the answer (the request still runs)."""
+        with self._active_lock:
+            self.active -= 1
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, float) and math.isnan(o):  # pragma: no cover
+        return None
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")

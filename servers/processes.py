@@ -1,0 +1,50 @@
+"""The process-pool server: Flask on waitress in this process, N worker processes.
+
+The front end is the same waitress+Flask stack as the thread server, so that the two differ
+only in where inference runs.  The models are loaded once, in the pool's zygote process, and
+the workers are forked from it (copy-on-write weights; see :mod:`servelab.servers.zygote`):
+this process never runs a model.  ``GET /servelab/stats`` reports each worker's USS/PSS/RSS.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from servelab.servers.base import Server
+from servelab.servers.http_wsgi import WaitressFrontend, make_flask_app
+from servelab.servers.pool import ProcessExecutor
+from servelab.servers.threads import wsgi_threads
+
+
+def make_pool(server: Server) -> ProcessExecutor:
+    o, c = server.options, server.config
+    return ProcessExecutor(
+        server.engine, list(server.models), c.workers, variant=o.variant,
+        weights_dir=o.weights_dir, seed=o.seed, intra_op_threads=c.intra_op_threads,
+    )
+
+
+class ProcessServer(Server):
+    kind = "processes"
+    frontend_name = WaitressFrontend.name
+
+    def _start_executor(self) -> None:
+        self.executor = make_pool(self)
+        self.executor.start()
+
+    def _start_frontend(self, sock: socket.socket) -> None:
+        self.frontend = WaitressFrontend(
+            make_flask_app(self.api), sock, wsgi_threads(self), self.options.max_request_bytes
+        )
+        self.frontend.start()
+
+    def _stop_frontend(self, timeout: float) -> None:
+        self.frontend.stop(timeout)
+
+    def _stop_executor(self, timeout: float) -> None:
+        self.executor.close(timeout)
+
+    def info(self) -> dict[str, Any]:
+        return {**super().info(), "workers": self.executor.info(),
+                "zygote": self.executor.zygote_info()}
