@@ -1,0 +1,30 @@
+"""``servelab gil-study`` end to end, tiny: results, table and plot are written."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from servelab.cli import main
+
+
+def test_gil_study_quick(tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = main([
+        "gil-study", "--variants", "c-release", "python", "--workers", "1", "2",
+        "--duration", "0.15", "--warmup", "0.02", "--ops", "lstm", "preprocess",
+        "--model-variant", "tiny", "--out", str(out),
+    ])
+    assert rc == 0
+    df = pd.read_parquet(out / "gil_study.parquet")
+    assert len(df) == 2 * 2 * 2 * 2  # ops x variants x modes x workers
+    assert (df.calls > 0).all() and (df.cpu_s > 0).all()
+    assert {"speedup", "efficiency", "cpu_per_wall", "vol_ctx", "invol_ctx"} <= set(df.columns)
+    assert (df[df.workers == 1].speedup == 1.0).all()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["command"].startswith("servelab gil-study --variants c-release python")
+    assert summary["machine"]["usable_cpus"] >= 1 and summary["table"]
+    assert (out / "gil_study.png").stat().st_size > 1000
+    printed = capsys.readouterr().out
+    assert "reproduce: servelab gil-study" in printed and "shared with other jobs" in printed
