@@ -1,0 +1,182 @@
+"""``servelab calibrate``: measure this machine into a profile; ``show`` and ``compare`` it.
+
+    servelab calibrate --quick                 # a few minutes; cached per machine
+    servelab calibrate --out my.json           # the full calibration (up to 30 minutes)
+    servelab calibrate show my.json            # a readable summary
+    servelab calibrate compare a.json b.json   # repeatability: worst median disagreement
+
+A killed run resumes: finished points are kept in ``<out>.d/points/`` and skipped next time
+(``--fresh`` starts over).  Raw samples go to ``<out>.samples.parquet``, plots to
+``<out>.plots/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from servelab.calibrate import plan as planmod
+from servelab.calibrate.metadata import machine_key, machine_metadata
+from servelab.core.profile import Profile
+
+PROFILE_DIR = Path("results") / "profiles"
+
+
+def default_out(quick: bool) -> Path:
+    meta = machine_metadata()
+    return PROFILE_DIR / f"{machine_key(meta)}-{'quick' if quick else 'full'}.json"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", nargs="?", default="run", choices=("run", "show", "compare"),
+                        help="run a calibration (default), show a profile, or compare two")
+    parser.add_argument("profiles", nargs="*", help="profile file(s) for show / compare")
+    parser.add_argument("--quick", action="store_true",
+                        help="the quick calibration (few sizes and samples; minutes, not half an hour)")
+    parser.add_argument("--out", type=Path, help="profile path (default: results/profiles/<machine>-<mode>.json)")
+    parser.add_argument("--models", nargs="+", default=list(planmod.MODELS), help="models to calibrate")
+    parser.add_argument("--variant", default="full", choices=("full", "tiny"), help="model size")
+    parser.add_argument("--only", nargs="+", metavar="BENCH",
+                        help="measure only these benchmarks (service, interference, ipc, ...)")
+    parser.add_argument("--fresh", action="store_true", help="discard finished points and start over")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def calibrate(
+    out: Path, quick: bool, models: list[str], variant: str = "full",
+    only: list[str] | None = None, fresh: bool = False, progress: bool = True, plots: bool = True,
+) -> tuple[Profile, dict[str, Any]]:
+    """Run (or resume) a calibration and write the profile, raw samples, summary and plots."""
+    from servelab.analysis.results import write_json, write_parquet
+    from servelab.calibrate.build import build_profile, samples_table
+    from servelab.calibrate.runner import run_points
+
+    meta = machine_metadata()
+    points = planmod.plan(quick=quick, cores=meta["cores"], models=tuple(models), variant=variant)
+    if only:
+        points = [p for p in points if p.bench in only]
+        if not points:
+            raise ValueError(f"--only {only} selects no point; benches: "
+                             f"{sorted({p.bench for p in planmod.plan()})}")
+    work = out.with_suffix(".d")
+    if fresh and work.exists():
+        shutil.rmtree(work)
+    t0 = time.perf_counter()
+    results = run_points(points, work, progress=progress)
+    source = (f"servelab calibrate{' --quick' if quick else ''} ({len(points)} points, "
+              f"variant {variant}, {time.perf_counter() - t0:.0f}s)")
+    profile, summary = build_profile(results, meta, source)
+    profile.save(out)
+    write_parquet(out.with_suffix(".samples.parquet"), samples_table(results))
+    summary["machine_key"] = machine_key(meta)
+    write_json(out.with_suffix(".summary.json"), summary)
+    if plots:
+        from servelab.calibrate.plots import plot_profile
+
+        plot_profile(profile, out.with_suffix(".plots"))
+    return profile, summary
+
+
+def show(profile: Profile) -> str:
+    """A readable summary of a profile."""
+    m = profile.machine
+    lines = [
+        f"machine: {m.cpu_model}, {m.cores} cores, {m.memory_bytes / 2**30:.1f} GiB, "
+        f"kernel {m.kernel}, Python {m.python}, torch {m.torch}",
+        f"measured: {m.date or '?'} by {m.source or '?'}",
+        "",
+        f"{'model':<16} {'service ms at sizes (1 thread, batch 1)':<46} {'cv':>5} {'GIL':>5} "
+        f"{'batch^':>6} {'2-thr':>6} {'stages':>6} {'MB':>6}",
+    ]
+    for name, mp in profile.models.items():
+        sizes = [p[0] for p in mp.forward.points] or [None]
+        cells = []
+        for s in sizes[:5]:
+            x = s if s is not None else 1.0
+            label = f"{int(s)}:" if s is not None else ""
+            cells.append(f"{label}{mp.mean_service(x) * 1e3:.1f}")
+        lines.append(
+            f"{name:<16} {' '.join(cells):<46} {mp.cv:>5.2f} {mp.gil_share:>5.2f} "
+            f"{mp.batch_exponent:>6.2f} {mp.speedup(2):>6.2f} {mp.stages:>6} {mp.memory_mb:>6.0f}"
+        )
+    inter = profile.interference
+    lines += [
+        "",
+        "interference (residual slowdown per request at k = 1, 2, ...):",
+        "  threads   " + " ".join(f"{v:.2f}" for v in inter.threads),
+        "  processes " + " ".join(f"{v:.2f}" for v in inter.processes),
+        f"IPC (pipe): {profile.ipc.fixed_s * 1e6:.1f} µs + {profile.ipc.per_byte_s * 1e9:.2f} ns/byte",
+    ]
+    for name, fit in profile.machine.extra.get("ipc_methods", {}).items():
+        lines.append(f"  {name:<6} {fit['fixed'] * 1e6:7.1f} µs + {fit['per_unit'] * 1e9:.3f} ns/byte")
+    cs = profile.machine.extra.get("context_switch_s")
+    if cs:
+        lines.append("context switch (pipe ping-pong): " + ", ".join(
+            f"{k} {v * 1e6:.2f} µs" for k, v in cs.items()))
+    perf = profile.machine.extra.get("perf_stat")
+    if perf:
+        lines.append(f"perf stat: {'available' if perf.get('available') else 'unavailable'}"
+                     + (f" ({perf.get('reason')})" if not perf.get("available") else
+                        f" {perf.get('counters')}"))
+    ev = profile.event_loop
+    lines.append(f"event loop: {ev.per_request_s * 1e6:.1f} µs/request, executor hand-off "
+                 f"{ev.thread_handoff_s * 1e6:.1f} µs, inline stall {ev.inline_block_s * 1e6:.1f} µs")
+    for stack, h in profile.http.items():
+        lines.append(f"HTTP {stack:<9}: {h.fixed_s * 1e3:.2f} ms/request")
+    mem = profile.memory
+    lines.append(f"memory: server base {mem.server_base_mb:.0f} MB, +{mem.process_base_mb:.0f} MB "
+                 f"USS per worker process, +{mem.thread_mb:.1f} MB per thread")
+    if profile.notes:
+        lines.append(f"notes: {profile.notes}")
+    return "\n".join(lines)
+
+
+def compare(a: Profile, b: Profile) -> tuple[float, list[tuple[str, float, float, float]]]:
+    """Median service times of two profiles at their common sizes: (worst relative
+    disagreement, rows of (model@size, a_ms, b_ms, rel))."""
+    rows = []
+    for name in sorted(set(a.models) & set(b.models)):
+        ma, mb = a.models[name], b.models[name]
+        sizes = sorted({p[0] for p in ma.forward.points} & {p[0] for p in mb.forward.points}) or [1.0]
+        for s in sizes:
+            x, y = ma.mean_service(s), mb.mean_service(s)
+            rows.append((f"{name}@{int(s)}", x * 1e3, y * 1e3, abs(x - y) / min(x, y)))
+    if not rows:
+        raise ValueError("the two profiles share no model")
+    return max(r[3] for r in rows), rows
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.action == "show":
+        if len(args.profiles) != 1:
+            raise ValueError("usage: servelab calibrate show PROFILE.json")
+        print(show(Profile.load(args.profiles[0])))
+        return 0
+    if args.action == "compare":
+        if len(args.profiles) != 2:
+            raise ValueError("usage: servelab calibrate compare A.json B.json")
+        worst, rows = compare(Profile.load(args.profiles[0]), Profile.load(args.profiles[1]))
+        print(f"{'model@size':<22} {'A ms':>9} {'B ms':>9} {'diff':>7}")
+        for key, x, y, rel in rows:
+            print(f"{key:<22} {x:>9.2f} {y:>9.2f} {rel * 100:>6.1f}%")
+        print(f"worst disagreement: {worst * 100:.1f}% (target <= 10%)")
+        return 0
+    if args.profiles:
+        raise ValueError("profile paths go with 'show' or 'compare'; use --out to name the output")
+    out = args.out or default_out(args.quick)
+    t0 = time.perf_counter()
+    profile, _ = calibrate(
+        out, args.quick, args.models, args.variant, args.only, args.fresh,
+        progress=not args.no_progress and sys.stderr.isatty(), plots=not args.no_plots,
+    )
+    print(show(profile))
+    print(f"\nprofile: {out}  (raw samples {out.with_suffix('.samples.parquet')}, "
+          f"plots {out.with_suffix('.plots')}/) in {time.perf_counter() - t0:.0f}s")
+    cmd = "servelab calibrate" + (" --quick" if args.quick else "") + f" --out {out}"
+    print(f"reproduce: {cmd}")
+    return 0

@@ -1,0 +1,57 @@
+"""Which points a calibration measures: ``quick`` (a few minutes on 2 cores) or ``full``."""
+
+from __future__ import annotations
+
+from servelab.calibrate.runner import Point
+
+MODELS = ("mobilenet_v2", "distilbert", "lstm_forecaster")
+SIZES = {
+    "mobilenet_v2": (32,),
+    "distilbert": (16, 64, 128, 256, 512),
+    "lstm_forecaster": (96, 192, 336, 720),
+}
+FULL_SIZES = {
+    "mobilenet_v2": (32,),
+    "distilbert": (8, 16, 32, 64, 96, 128, 192, 256, 384, 512),
+    "lstm_forecaster": (96, 192, 336, 480, 720),
+}
+IPC_BYTES = (100, 10_000, 1_000_000)
+FULL_IPC_BYTES = (100, 1_000, 10_000, 100_000, 1_000_000, 4_000_000)
+STACKS = ("threads", "processes", "async")
+
+
+def plan(
+    quick: bool = True, cores: int = 2, models: tuple[str, ...] = MODELS, variant: str = "full"
+) -> list[Point]:
+    """The points of one calibration, cheapest first so a short run is already useful."""
+    pts: list[Point] = []
+    ipc = IPC_BYTES if quick else FULL_IPC_BYTES
+    for method in ("pipe", "queue", "shm"):
+        for b in ipc:
+            pts.append(Point("ipc", {"method": method, "bytes": b}, 3, 20 if quick else 100))
+    for kind in ("thread", "process"):
+        pts.append(Point("ctxswitch", {"kind": kind, "rounds": 2000}, 1, 3 if quick else 10))
+    pts.append(Point("perfstat", {"kind": "thread"}, 0, 1))
+    pts.append(Point("eventloop", {}, 1, 3 if quick else 10))
+    for stack in STACKS:
+        pts.append(Point("http", {"stack": stack}, 50, 300 if quick else 2000))
+    sizes = SIZES if quick else FULL_SIZES
+    samples = 5 if quick else 20
+    for m in models:
+        v = {"model": m, "variant": variant}
+        # Service time vs input size (batch 1), and batch scaling at the default size, with one
+        # intra-op thread; then more intra-op threads, each count in its own process.
+        batches = [4] if quick else [2, 4, 8]
+        pts.append(Point("service", {**v, "sizes": list(sizes[m]), "batches": batches}, 2, samples))
+        for t in range(2, (2 if quick else max(cores, 2)) + 1):
+            pts.append(Point("service", {**v, "threads": t}, 2, samples))
+        # Interference and GIL share: k concurrent requests, threads vs processes.
+        ks = sorted({1, 2, cores} if quick else set(range(1, 2 * cores + 1)))
+        per_worker = {"mobilenet_v2": 40, "distilbert": 3, "lstm_forecaster": 60}[m]
+        if not quick:
+            per_worker *= 3
+        for mode in ("threads", "processes"):
+            for k in ks:
+                pts.append(Point("interference", {**v, "mode": mode, "k": k}, 2, per_worker))
+        pts.append(Point("memory", {**v, "workers": 2}, 0, 1))
+    return pts

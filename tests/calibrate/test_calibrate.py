@@ -1,0 +1,79 @@
+"""A quick calibration over a tiny model, end to end, inside the test suite."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from servelab.calibrate.commands import calibrate, compare, show
+from servelab.core.profile import Profile
+
+BENCHES = ["ipc", "ctxswitch", "eventloop", "service", "interference", "memory"]
+
+
+@pytest.fixture(scope="module")
+def calibrated(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cal") / "profile.json"
+    profile, summary = calibrate(
+        out, quick=True, models=["lstm_forecaster"], variant="tiny", only=BENCHES,
+        progress=False, plots=True,
+    )
+    return out, profile, summary
+
+
+def test_profile_written_and_reloads(calibrated):
+    out, profile, _ = calibrated
+    again = Profile.load(out)
+    assert again == profile
+    m = profile.model("lstm_forecaster")
+    assert [p[0] for p in m.forward.points] == [96, 192, 336, 720]
+    assert all(v > 0 for _, v in m.forward.points)
+    assert m.stages >= 2 and 0 <= m.gil_share <= 1 and m.cv >= 0
+    assert len(m.intra_op_speedup) == 2  # 1 and 2 intra-op threads
+    assert m.input_bytes_per_unit == pytest.approx(7 * 4, rel=0.01)  # 7 float32 channels
+    assert profile.machine.cores >= 1 and profile.machine.source.startswith("servelab calibrate")
+    assert profile.ipc.fixed_s > 0
+    assert set(profile.machine.extra["ipc_methods"]) == {"pipe", "queue", "shm"}
+    assert profile.event_loop.thread_handoff_s > 0
+    assert profile.memory.process_base_mb > 0
+    assert "HTTP overhead" not in profile.notes  # not planned here, so not claimed missing
+
+
+def test_raw_samples_plots_and_summary(calibrated):
+    out, _, summary = calibrated
+    samples = pd.read_parquet(out.with_suffix(".samples.parquet"))
+    assert set(samples["bench"]) == set(BENCHES)
+    assert (samples["value"] >= 0).all()
+    assert {p.name for p in out.with_suffix(".plots").iterdir()} >= {"service.png", "ipc.png"}
+    on_disk = json.loads(out.with_suffix(".summary.json").read_text())
+    assert "lstm_forecaster" in on_disk["service"] and "machine_key" in on_disk
+    assert summary["service"]["lstm_forecaster"]["96"]["n"] == 5
+
+
+def test_resume_measures_only_missing_points(calibrated):
+    out, profile, _ = calibrated
+    points = sorted(out.with_suffix(".d").joinpath("points").glob("*.json"))
+    victim = next(p for p in points if p.name.startswith("ipc-"))
+    kept = {p.name: p.stat().st_mtime_ns for p in points if p != victim}
+    victim.unlink()
+    calibrate(out, quick=True, models=["lstm_forecaster"], variant="tiny", only=BENCHES,
+              progress=False, plots=False)
+    after = {p.name: p.stat().st_mtime_ns for p in out.with_suffix(".d").joinpath("points").glob("*.json")}
+    assert victim.name in after
+    assert all(after[n] == t for n, t in kept.items())  # nothing else re-measured
+
+
+def test_show_and_compare(calibrated):
+    _, profile, _ = calibrated
+    text = show(profile)
+    assert "lstm_forecaster" in text and "IPC (pipe)" in text and "event loop" in text
+    worst, rows = compare(profile, profile)
+    assert worst == 0.0 and len(rows) == 4
+
+
+def test_unknown_bench_selection_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="selects no point"):
+        calibrate(tmp_path / "p.json", quick=True, models=["lstm_forecaster"], variant="tiny",
+                  only=["nope"], progress=False)
