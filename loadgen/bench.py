@@ -37,7 +37,8 @@ class BenchConfig:
     workload: str = opt("fast-only", "workload whose mix, sizes and arrival shape are used")
     binary: bool = opt(False, "send tensors with the binary-data extension")
     delay_ms: float = opt(0.0, "stub server delay per request")
-    out: str | None = opt(None, "output folder (default: results/bench-load-<timestamp>)")
+    realtime: bool = opt(False, "run the senders under SCHED_FIFO (see servelab load --realtime)")
+    out: str | None = opt(None, "output folder (None = results/bench-load-<timestamp>)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,7 +59,7 @@ def bench(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
                 warmup=cfg.warmup, processes=p, binary=cfg.binary, out=str(out / f"p{p}"),
                 progress=progress,
             )
-            s = run_load(load, SenderOptions()).summary
+            s = run_load(load, SenderOptions(realtime=cfg.realtime)).summary
             lag, lat = s["lag_ms"], s["latency_ms"]["overall"]
             rows.append({
                 "processes": p,
@@ -75,11 +76,12 @@ def bench(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
                 ),
                 "run": str(out / f"p{p}"),
             })
-    args = ["servelab", "bench", "load", "--rate", f"{cfg.rate:g}", "--duration", f"{cfg.duration:g}",
-            "--warmup", f"{cfg.warmup:g}", "--processes", *map(str, cfg.processes),
-            "--workload", cfg.workload, "--delay-ms", f"{cfg.delay_ms:g}"]
-    if cfg.binary:
-        args.append("--binary")
+    args = ["servelab", "bench", "load", "--rate", f"{cfg.rate:g}",
+            "--duration", f"{cfg.duration:g}", "--warmup", f"{cfg.warmup:g}",
+            "--processes", *map(str, cfg.processes), "--workload", cfg.workload,
+            "--delay-ms", f"{cfg.delay_ms:g}"]
+    args += ["--binary"] if cfg.binary else []
+    args += ["--realtime"] if cfg.realtime else []
     result = {
         "kind": "bench-load", "command": shlex.join(args), "config": asdict(cfg),
         "machine": machine, "runs": rows,

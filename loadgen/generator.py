@@ -77,6 +77,10 @@ class SenderOptions:
     max_connections: int = opt(
         4096, "most open connections per process; beyond, requests wait (and lag)"
     )
+    realtime: bool = opt(
+        False, "run the senders under SCHED_FIFO (needs root or CAP_SYS_NICE): much less lag "
+        "on a busy machine"
+    )
 
     def __post_init__(self) -> None:
         if not self.timeout > 0:

@@ -43,14 +43,14 @@ class LoadConfig:
 
     workload: str = opt("fast-only", "shipped workload name or a YAML/JSON workload file")
     target: str = opt("http://127.0.0.1:8000", "OIP v2 endpoint base URL")
-    rate: float | None = opt(None, "mean request rate per second (rescales the workload)")
-    duration: float | None = opt(None, "seconds of schedule (default: the workload's)")
-    warmup: float | None = opt(None, "seconds excluded from the summary (default: the workload's)")
-    seed: int | None = opt(None, "workload seed (default: the workload's)")
+    rate: float | None = opt(None, "mean request rate per second, rescaling the workload (None = its own)")
+    duration: float | None = opt(None, "seconds of schedule (None = the workload's)")
+    warmup: float | None = opt(None, "seconds excluded from the summary (None = the workload's warmup_s)")
+    seed: int | None = opt(None, "workload seed (None = the workload's)")
     processes: int = opt(1, "sender processes sharing the schedule round-robin")
     binary: bool = opt(False, "send tensors with the binary-data extension instead of JSON")
     config_id: str = opt("", "label of the server configuration, written into every record")
-    out: str | None = opt(None, "output folder (default: results/load-<timestamp>)")
+    out: str | None = opt(None, "output folder (None = results/load-<timestamp>)")
     progress: bool = opt(True, "print a progress line while running")
 
     def __post_init__(self) -> None:

@@ -171,3 +171,18 @@ def test_two_processes_split_one_schedule(fresh_stub: StubProcess) -> None:
     assert fresh_stub.stats()["received"] == len(df)
     # both processes sent on the same clock: sends follow the intended order closely
     assert (df["send_lag"] > -1e-4).all() and df["send_lag"].median() < 0.005
+
+
+def test_realtime_option_is_undone_after_the_run(fresh_stub: StubProcess) -> None:
+    import os
+
+    from servelab.loadgen.processes import enter_realtime
+
+    before = os.sched_getscheduler(0)
+    undo = enter_realtime()  # falls back (with a warning) where it is not permitted
+    assert os.sched_getscheduler(0) in (before, os.SCHED_FIFO)
+    undo()
+    assert os.sched_getscheduler(0) == before
+    run = load(spec(rate=200, duration=0.5), fresh_stub.url, realtime=True)
+    assert run.summary["counts"]["ok"] == 100 and run.summary["options"]["realtime"]
+    assert os.sched_getscheduler(0) == before
