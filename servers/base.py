@@ -45,7 +45,7 @@ VARIANTS = ("full", "tiny")
 class ServeOptions:
     """How and where to serve (not part of the configuration under study)."""
 
-    host: str = opt("127.0.0.1", "address to bind (default: this machine only)")
+    host: str = opt("127.0.0.1", "address to bind; 127.0.0.1 = this machine only")
     port: int = opt(8000, "TCP port (0 = any free port)")
     variant: str = opt("full", "model size", VARIANTS)
     weights_dir: str | None = opt(None, "folder of <model>.pt state_dicts (default: seeded)")
@@ -197,7 +197,7 @@ class Server(ABC):
             time.sleep(0.01)  # let handlers send their replies
         time.sleep(0.05)
         self._stop_frontend(5.0)
-        self._stop_executor(5.0)
+        self._stop_executor(1.0)
         if self.options.trace_out:
             self.write_trace(self.options.trace_out)
         log.info("%s server stopped (%s)", self.kind, "drained" if drained else "drain timed out")

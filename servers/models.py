@@ -1,4 +1,5 @@
-"""The models a server can serve: the zoo's, plus the no-op model used to measure overhead."""
+"""The models a server can serve: the zoo's, plus ``noop`` (measures per-request overhead) and
+``sleep`` (a service time the tests control)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from servelab.servers.noop import NOOP_NAME, NoopModel
+from servelab.servers.noop import NOOP_NAME, SLEEP_NAME, NoopModel, SleepModel
 from servelab.servers.zoo.base import ZooModel
 
 log = logging.getLogger(__name__)
@@ -15,7 +16,7 @@ log = logging.getLogger(__name__)
 def servable_names() -> list[str]:
     from servelab.servers.zoo import MODELS
 
-    return sorted([*MODELS, NOOP_NAME])
+    return sorted([*MODELS, NOOP_NAME, SLEEP_NAME])
 
 
 def get_servable(
@@ -28,6 +29,8 @@ def get_servable(
     """
     if name == NOOP_NAME:
         return NoopModel(variant=variant, seed=seed)
+    if name == SLEEP_NAME:
+        return SleepModel(variant=variant, seed=seed)
     from servelab.servers.zoo import get_model
 
     weights = None

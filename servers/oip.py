@@ -127,13 +127,43 @@ def decode_tensor(obj: Any, raw: bytes | None = None, where: str = "input") -> n
         if not all(isinstance(x, str | bytes) for x in data):
             raise OipError(f"{where}: BYTES data must be strings")
         return np.array([x.encode() if isinstance(x, str) else x for x in data], dtype=object).reshape(shape)
+    return _numbers(data, datatype, where).reshape(shape)
+
+
+def _numbers(data: list[Any], datatype: str, where: str) -> np.ndarray:
+    """JSON numbers -> an array of ``datatype``, refusing what would silently change values:
+    floats (or booleans) for integer types, numbers for BOOL, out-of-range integers."""
+    dt = np.dtype(DTYPES[datatype])
+    if not data:
+        return np.zeros(0, dtype=dt)
+    if dt.kind != "b" and bool in set(map(type, data)):  # np.asarray would make them 0/1
+        raise OipError(f"{where}: data must be {_expect(dt)} for datatype {datatype}, "
+                       "got booleans")
     try:
-        arr = np.asarray(data, dtype=DTYPES[datatype])
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise OipError(f"{where}: data does not fit datatype {datatype}: {exc}") from None
-    if datatype != "BOOL" and any(isinstance(x, bool | str) or x is None for x in data[:1000]):
-        raise OipError(f"{where}: data must be numbers for datatype {datatype}")
-    return arr.reshape(shape)
+        raw = np.asarray(data)
+    except (TypeError, ValueError) as exc:
+        raise OipError(f"{where}: data is not a flat list of numbers: {exc}") from None
+    kind = raw.dtype.kind
+    if dt.kind == "b":
+        ok = kind == "b"
+    elif dt.kind in "iu":
+        ok = kind in "iu"
+        if ok:
+            info = np.iinfo(dt)
+            ok = info.min <= int(raw.min()) and int(raw.max()) <= info.max
+            if not ok:
+                raise OipError(f"{where}: values out of range for datatype {datatype}")
+    else:
+        ok = kind in "iuf"
+    if not ok:
+        found = {"b": "booleans", "f": "non-integers", "U": "strings", "O": "mixed values"}
+        raise OipError(f"{where}: data must be {_expect(dt)} for datatype {datatype}, "
+                       f"got {found.get(kind, raw.dtype.name)}")
+    return raw.astype(dt, copy=False)
+
+
+def _expect(dt: np.dtype) -> str:
+    return {"b": "booleans", "i": "integers", "u": "integers"}.get(dt.kind, "numbers")
 
 
 def check_tensor(arr: np.ndarray, datatype: str, spec: TensorSpec, where: str = "input") -> None:

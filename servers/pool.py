@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -52,6 +53,7 @@ class Slot:
     started: float = 0.0
     jobs: int = 0
     restarts: int = 0
+    job: Job | None = None
     thread: threading.Thread | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -146,16 +148,22 @@ class ProcessExecutor:
         log.warning("worker %d (pid %d) %s; replaced by pid %d", slot.index, old, why, slot.pid)
 
     def close(self, timeout: float = 5.0) -> None:
-        """Ask workers to exit, stop the zygote, free the arenas."""
+        """Ask idle workers to exit and kill busy ones (the drain is over), stop the zygote,
+        free the arenas."""
         self._closing = True
         for slot in self.slots:
-            if slot.conn is not None and slot.lock.acquire(timeout=0.05):
+            if slot.conn is None:
+                continue
+            if slot.lock.acquire(timeout=0.05):
                 try:
                     slot.conn.send_bytes(dumps(("exit",)))
                 except OSError:
                     pass
                 finally:
                     slot.lock.release()
+            else:
+                with contextlib.suppress(OSError):
+                    os.kill(slot.pid, signal.SIGKILL)
         end = time.perf_counter() + timeout
         for slot in self.slots:
             if slot.thread is not None:
@@ -188,7 +196,7 @@ class ProcessExecutor:
             return
         time.sleep(0.05)
         with contextlib.suppress(OSError):
-            os.kill(pid, 9)
+            os.kill(pid, signal.SIGKILL)
 
     # -- dispatching -------------------------------------------------------------------------
     def _loop(self, slot: Slot) -> None:
@@ -200,7 +208,11 @@ class ProcessExecutor:
                 self._check_alive(slot)
                 continue
             with slot.lock:
-                self._run(slot, job)
+                slot.job = job
+                try:
+                    self._run(slot, job)
+                finally:
+                    slot.job = None
 
     def _check_alive(self, slot: Slot) -> None:
         with slot.lock:
