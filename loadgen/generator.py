@@ -245,13 +245,19 @@ class OpenLoopSender:
     def _dispatch(self, i: int, now: float) -> None:
         if now - self.due[i] > self.opts.max_lag:
             self._finish(i, NOT_SENT, math.nan, f"generator {now - self.due[i]:.3f}s behind")
-        elif self.idle:
+        elif self._idle_connection() is not None:
             self._send(self.idle.pop(), i)
         elif self.n_conns < self.opts.max_connections:
             self.send_t[i] = now  # the attempt; the actual write time replaces it on connect
             self._spawn(self._connect_and_send(i))
         else:
             self.waiting.append(i)
+
+    def _idle_connection(self) -> HttpConnection | None:
+        """The connection to send on next (the most recently used idle one), if any."""
+        while self.idle and self.idle[-1].closed:  # closed, its close not yet processed
+            self.idle.pop()
+        return self.idle[-1] if self.idle else None
 
     def _send(self, conn: HttpConnection, i: int) -> None:
         t = conn.send(i, self.requests[self.payload_index[i]])

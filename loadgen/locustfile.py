@@ -70,7 +70,7 @@ class RequestPool:
 
 
 try:  # Locust is optional: ``pip install 'servelab[locust]'``
-    from locust import HttpUser, task
+    from locust import HttpUser, events, task
 except ImportError:  # pragma: no cover - depends on the environment
     HttpUser = None
 
@@ -82,8 +82,6 @@ if HttpUser is not None:
         pool: RequestPool | None = None
 
         def on_start(self) -> None:
-            if OipUser.pool is None:
-                OipUser.pool = RequestPool(workload(), binary=bool(os.environ.get("SERVELAB_BINARY")))
             self.rng = np.random.default_rng()
 
         def wait_time(self) -> float:
@@ -100,3 +98,8 @@ if HttpUser is not None:
                     resp.failure("rejected (503)")
                 elif resp.status_code == 504:
                     resp.failure("timeout (504)")
+
+    @events.init.add_listener
+    def _build_pool(environment: object, **_kw: object) -> None:
+        """Build the request pool before any user starts (it imports the model zoo)."""
+        OipUser.pool = RequestPool(workload(), binary=bool(os.environ.get("SERVELAB_BINARY")))
