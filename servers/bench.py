@@ -1,0 +1,398 @@
+"""``servelab bench serve``: throughput and latency of the live servers on this machine.
+
+For every server x model x pool size (x batching setting) it starts ``servelab serve`` as a
+subprocess (``--port 0``), measures a closed-loop single-request latency, then finds the
+**maximum sustainable throughput** with an open-loop Poisson ladder: the offered rate grows by
+``--growth`` while a step is sustainable (<= 1 % errors, achieved >= 95 % of offered, p99 within
+the model's SLO), then bisects twice between the last good and the first bad rate.  p50/p99 are
+reported at that rate.  Each HTTP stack's per-request overhead is measured with the ``noop``
+model: closed-loop latency on one connection, and its own maximum throughput.  For process
+pools the per-worker USS/PSS is read from the server after the run.
+
+The client (:mod:`servelab.servers.bench_client`) runs in this process and shares the CPU with
+the server: on a 2-core machine that is part of what is measured (its CPU seconds are
+recorded per step).  Results: ``results/bench-serve-<stamp>/`` with ``steps.parquet`` (one row
+per load step), ``requests.parquet`` (client-side per-request records in the shared schema) and
+``summary.json``.  A benchmark, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import math
+import os
+import platform
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from servelab.servers.bench_client import Client, LoadResult
+
+log = logging.getLogger(__name__)
+
+SERVER_FLAGS: dict[str, list[str]] = {
+    "threads": ["--concurrency", "threads"],
+    "processes": ["--concurrency", "processes"],
+    "async-thread": ["--concurrency", "async", "--offload", "thread"],
+    "async-inline": ["--concurrency", "async", "--offload", "inline"],
+    "async-process": ["--concurrency", "async", "--offload", "process"],
+}
+DEFAULT_SLO_MS = {"distilbert": 2000.0}
+SLO_MS = 100.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--servers", nargs="+", default=list(SERVER_FLAGS),
+                        choices=list(SERVER_FLAGS), help="server configurations to measure")
+    parser.add_argument("--models", nargs="+",
+                        default=["mobilenet_v2", "distilbert", "lstm_forecaster"])
+    parser.add_argument("--pool-sizes", nargs="+", type=int, default=[1, 2],
+                        help="inference workers (threads or processes)")
+    parser.add_argument("--batching", nargs="+", default=["1:0"],
+                        help="MAX_BATCH:TIMEOUT_MS settings to sweep (default: 1:0, none)")
+    parser.add_argument("--scheduler", default="fifo")
+    parser.add_argument("--intra-op-threads", type=int, default=1)
+    parser.add_argument("--model-lock", default="none",
+                        help="threads: model lock (default none: the zoo's models are "
+                        "read-only at inference, so no lock is needed)")
+    parser.add_argument("--variant", default="full", choices=["full", "tiny"])
+    parser.add_argument("--step-s", type=float, default=4.0, help="seconds per load step")
+    parser.add_argument("--min-requests", type=int, default=60,
+                        help="a step lasts long enough for at least this many requests")
+    parser.add_argument("--warmup-s", type=float, default=1.0,
+                        help="unmeasured load before the ladder starts")
+    parser.add_argument("--growth", type=float, default=1.3)
+    parser.add_argument("--max-steps", type=int, default=14)
+    parser.add_argument("--slo-ms", nargs="*", default=[],
+                        help="MODEL=MS p99 bounds of a sustainable step "
+                        f"(default {SLO_MS:g} ms; distilbert {DEFAULT_SLO_MS['distilbert']:g})")
+    parser.add_argument("--overhead", action=argparse.BooleanOptionalAction, default=True,
+                        help="measure each server's per-request overhead with the noop model")
+    parser.add_argument("--overhead-requests", type=int, default=400)
+    parser.add_argument("--memory-only", action="store_true",
+                        help="only start each process pool and report its memory per worker")
+    parser.add_argument("--binary", action=argparse.BooleanOptionalAction, default=True,
+                        help="binary tensor extension for request bodies (as tritonclient)")
+    parser.add_argument("--out", default=None, help="results root (default: results/)")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+# -- one server subprocess ---------------------------------------------------------------------
+class ServerProcess:
+    def __init__(self, label: str, model: str, workers: int, max_batch: int, timeout_ms: float,
+                 args: argparse.Namespace, logdir: Path):
+        self.label = label
+        flags = [
+            *SERVER_FLAGS[label], "--workers", str(workers), "--models", model,
+            "--max-batch", str(max_batch), "--batch-timeout-ms", str(timeout_ms),
+            "--scheduler", args.scheduler, "--intra-op-threads", str(args.intra_op_threads),
+            "--model-lock", args.model_lock, "--variant", args.variant, "--port", "0",
+            "--queue-capacity", "1024", "--drain-timeout-s", "5", "--seed", str(args.seed),
+        ]
+        self.cmd = [sys.executable, "-m", "servelab.servers.commands", *flags]
+        name = f"{label}-{model}-w{workers}-b{max_batch}.log"
+        self.log = open(logdir / name, "w")  # noqa: SIM115
+        self.proc: subprocess.Popen[str] | None = None
+        self.url = ""
+
+    def __enter__(self) -> ServerProcess:
+        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=self.log, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if "ready at " not in line:
+            self.__exit__()
+            raise RuntimeError(f"server {' '.join(self.cmd)} did not start; see {self.log.name}")
+        self.url = line.strip().rsplit(" ", 1)[-1]
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+    @property
+    def hostport(self) -> tuple[str, int]:
+        host, port = self.url.removeprefix("http://").rsplit(":", 1)
+        return host, int(port)
+
+    def get(self, path: str) -> Any:
+        import urllib.request
+
+        with urllib.request.urlopen(self.url + path, timeout=60) as r:  # noqa: S310 (localhost)
+            return json.loads(r.read())
+
+    def wait_idle(self, timeout: float = 60.0) -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            s = self.get("/servelab/stats")
+            if s["inflight"] == 0:
+                return
+            time.sleep(0.2)
+
+
+# -- payloads ------------------------------------------------------------------------------------
+def payloads(model_name: str, variant: str, host: str, port: int, binary: bool,
+             n: int = 64, seed: int = 0) -> tuple[list[bytes], int]:
+    """Pre-encoded HTTP requests for ``model_name`` (its default input size) and that size."""
+    from servelab.servers.bench_client import build_request
+    from servelab.servers.models import get_servable
+    from servelab.servers.oip import encode_request
+
+    model = get_servable(model_name, variant=variant)
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        x = model.make_input(None, rng)
+        body, headers = encode_request(x, binary=binary)
+        out.append(build_request(host, port, f"/v2/models/{model_name}/infer", body, headers))
+    return out, model.default_size
+
+
+# -- the measurements ----------------------------------------------------------------------------
+def _slo(model: str, args: argparse.Namespace) -> float:
+    table = dict(DEFAULT_SLO_MS)
+    for item in args.slo_ms:
+        k, _, v = item.partition("=")
+        table[k] = float(v)
+    return table.get(model, SLO_MS)
+
+
+def _sustainable(s: dict[str, Any], slo_ms: float) -> bool:
+    return (s["error_rate"] <= 0.01 and s["achieved_rps"] >= 0.95 * s["offered_rps"]
+            and s["p99_ms"] <= slo_ms)
+
+
+async def ladder(server: ServerProcess, client: Client, reqs: list[bytes], workers: int,
+                 slo_ms: float, args: argparse.Namespace, on_step: Any) -> dict[str, Any]:
+    lat = await client.closed_loop(reqs, 12)
+    single = float(np.median(lat[2:]))
+    rate = max(1.0, 0.5 * workers / single)
+    await client.open_loop(reqs, rate, args.warmup_s, seed=args.seed - 1)  # warm-up, discarded
+    await asyncio.to_thread(server.wait_idle)
+    good: dict[str, Any] | None = None
+    bad_rate: float | None = None
+    steps = bisections = 0
+    while steps < args.max_steps:
+        duration = max(args.step_s, args.min_requests / rate)
+        res = await client.open_loop(reqs, rate, duration, seed=args.seed + steps)
+        s = res.summary()
+        s["sustainable"] = ok = _sustainable(s, slo_ms)
+        s["loadavg_1m"] = os.getloadavg()[0]
+        on_step(res, s)
+        steps += 1
+        log.info("  %s: %.1f req/s offered -> %.1f achieved, p50 %.1f ms, p99 %.1f ms %s",
+                 server.label, rate, s["achieved_rps"], s["p50_ms"], s["p99_ms"],
+                 "ok" if ok else "NOT sustainable")
+        await asyncio.to_thread(server.wait_idle)
+        if ok and (good is None or rate > good["offered_rps"]):
+            good = s
+        if not ok:
+            bad_rate = rate if bad_rate is None else min(bad_rate, rate)
+        if bad_rate is None:
+            rate *= args.growth
+            continue
+        if bisections >= 2:
+            break
+        lo = good["offered_rps"] if good is not None else bad_rate / 2
+        if bad_rate / lo < 1.06:
+            break
+        rate = math.sqrt(lo * bad_rate)
+        bisections += 1
+    return {"single_request_ms": single * 1000, "best": good, "first_unsustainable_rps": bad_rate,
+            "steps": steps}
+
+
+async def run_ladder(server: ServerProcess, reqs: list[bytes], workers: int, slo_ms: float,
+                     args: argparse.Namespace, on_step: Any) -> dict[str, Any]:
+    client = Client(*server.hostport)
+    try:
+        return await ladder(server, client, reqs, workers, slo_ms, args, on_step)
+    finally:
+        await client.close()
+
+
+async def measure_overhead(server: ServerProcess, args: argparse.Namespace,
+                           on_step: Any) -> dict[str, Any]:
+    host, port = server.hostport
+    reqs, _ = payloads("noop", args.variant, host, port, args.binary, seed=args.seed)
+    client = Client(host, port)
+    try:
+        await client.closed_loop(reqs, 50)  # warm-up
+        lat = await client.closed_loop(reqs, args.overhead_requests)
+        out = {"closed_loop_p50_ms": float(np.percentile(lat, 50) * 1000),
+               "closed_loop_mean_ms": float(lat.mean() * 1000),
+               "closed_loop_p99_ms": float(np.percentile(lat, 99) * 1000)}
+        out.update(await ladder(server, client, reqs, 1, SLO_MS, args, on_step))
+        return out
+    finally:
+        await client.close()
+
+
+def _records(res: LoadResult, meta: dict[str, Any], size: int) -> list[dict[str, Any]]:
+    status = {200: "ok", 503: "rejected", 504: "timeout"}
+    return [{
+        "request_id": r.index, "model": meta["model"], "input_size": size, "priority": -1,
+        "intended_arrival": r.intended, "enqueue": r.sent, "start": math.nan, "end": r.end,
+        "status": status.get(r.status, "error"), "worker": -1, "batch_size": 0,
+        "queue_len_at_arrival": -1, "config_id": meta["config"], "http_status": r.status,
+        "offered_rps": res.rate, "step": meta["step"],
+    } for r in res.requests]
+
+
+def machine() -> dict[str, Any]:
+    import psutil
+    import torch
+
+    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+            "kernel": platform.release(), "python": platform.python_version(),
+            "torch": torch.__version__, "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def run(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from servelab.analysis.results import (
+        RESULTS_ROOT,
+        new_run_dir,
+        records_frame,
+        write_json,
+        write_parquet,
+    )
+
+    root = Path(args.out) if args.out else RESULTS_ROOT
+    out = new_run_dir("bench-serve", root)
+    logdir = out / "logs"
+    logdir.mkdir()
+    steps: list[dict[str, Any]] = []
+    records: list[dict[str, Any]] = []
+    summary: dict[str, Any] = {"schema": 1, "machine": machine(), "args": vars(args),
+                               "throughput": [], "overhead": [], "memory": []}
+    batching = []
+    for item in args.batching:
+        b, _, t = item.partition(":")
+        batching.append((int(b), float(t or 0)))
+
+    def saver(meta: dict[str, Any], size: int) -> Any:
+        def on_step(res: LoadResult, s: dict[str, Any]) -> None:
+            meta["step"] = len([x for x in steps if x["config"] == meta["config"]])
+            steps.append({**meta, **{k: v for k, v in s.items() if k != "statuses"},
+                          "statuses": json.dumps(s["statuses"])})
+            records.extend(_records(res, meta, size))
+        return on_step
+
+    def flush() -> None:
+        if steps:
+            write_parquet(out / "steps.parquet", pd.DataFrame(steps))
+        if records:
+            write_parquet(out / "requests.parquet", records_frame(records))
+        write_json(out / "summary.json", summary)
+
+    if args.memory_only:
+        for label in [s for s in args.servers if "process" in s]:
+            for model in args.models:
+                for w in args.pool_sizes:
+                    with ServerProcess(label, model, w, 1, 0, args, logdir) as srv:
+                        st = srv.get("/servelab/stats")
+                        summary["memory"].append(_memory_row(label, model, w, st, args))
+        flush()
+        _print(summary, out)
+        return 0
+
+    if args.overhead:
+        for label in args.servers:
+            meta = {"kind": "overhead", "server": label, "model": "noop", "workers": 1,
+                    "max_batch": 1, "config": f"{label}-noop"}
+            log.info("overhead: %s", label)
+            with ServerProcess(label, "noop", 1, 1, 0, args, logdir) as srv:
+                r = asyncio.run(measure_overhead(srv, args, saver(meta, 16)))
+            summary["overhead"].append({"server": label, **r})
+            flush()
+
+    for model in args.models:
+        slo = _slo(model, args)
+        for label in args.servers:
+            for w in args.pool_sizes:
+                for b, t in batching:
+                    config = f"{label}-{model}-w{w}-b{b}-t{t:g}"
+                    meta = {"kind": "throughput", "server": label, "model": model, "workers": w,
+                            "max_batch": b, "batch_timeout_ms": t, "config": config}
+                    log.info("throughput: %s", config)
+                    try:
+                        with ServerProcess(label, model, w, b, t, args, logdir) as srv:
+                            host, port = srv.hostport
+                            reqs, size = payloads(model, args.variant, host, port, args.binary,
+                                                  seed=args.seed)
+                            r = asyncio.run(
+                                run_ladder(srv, reqs, w, slo, args, saver(meta, size))
+                            )
+                            st = srv.get("/servelab/stats")
+                    except RuntimeError as exc:
+                        log.error("%s: %s", config, exc)
+                        continue
+                    best = r.get("best") or {}
+                    summary["throughput"].append({
+                        "config": config, "server": label, "model": model, "workers": w,
+                        "max_batch": b, "batch_timeout_ms": t, "slo_ms": slo,
+                        "single_request_ms": r["single_request_ms"],
+                        "max_sustainable_rps": best.get("achieved_rps", 0.0),
+                        "offered_rps": best.get("offered_rps", 0.0),
+                        "p50_ms": best.get("p50_ms"), "p99_ms": best.get("p99_ms"),
+                        "first_unsustainable_rps": r["first_unsustainable_rps"],
+                    })
+                    if "process" in label:
+                        summary["memory"].append(_memory_row(label, model, w, st, args))
+                    flush()
+    flush()
+    _print(summary, out)
+    return 0
+
+
+def _memory_row(label: str, model: str, w: int, st: dict[str, Any],
+                args: argparse.Namespace) -> dict[str, Any]:
+    mb = 2**20
+    workers = st.get("workers", [])
+    z = st.get("zygote", {})
+    return {"server": label, "model": model, "variant": args.variant, "workers": w,
+            "zygote_uss_mb": z.get("uss", 0) / mb, "zygote_pss_mb": z.get("pss", 0) / mb,
+            "worker_uss_mb": [x.get("uss", 0) / mb for x in workers],
+            "worker_pss_mb": [x.get("pss", 0) / mb for x in workers],
+            "worker_rss_mb": [x.get("rss", 0) / mb for x in workers]}
+
+
+def _print(summary: dict[str, Any], out: Path) -> None:
+    print(f"results: {out}")
+    if summary["overhead"]:
+        print("\nper-request overhead (noop model, one connection, closed loop):")
+        for o in summary["overhead"]:
+            best = o.get("best") or {}
+            print(f"  {o['server']:14s} p50 {o['closed_loop_p50_ms']:6.2f} ms  "
+                  f"mean {o['closed_loop_mean_ms']:6.2f} ms  max {best.get('achieved_rps', 0):6.0f}"
+                  f" req/s (p99 {best.get('p99_ms', float('nan')):.1f} ms)")
+    if summary["throughput"]:
+        print("\nmax sustainable throughput (p99 within SLO, <= 1% errors):")
+        for t in summary["throughput"]:
+            p50 = t["p50_ms"] if t["p50_ms"] is not None else float("nan")
+            p99 = t["p99_ms"] if t["p99_ms"] is not None else float("nan")
+            print(f"  {t['config']:42s} {t['max_sustainable_rps']:7.1f} req/s  "
+                  f"p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  (1 req: {t['single_request_ms']:.1f} ms)")
+    if summary["memory"]:
+        print("\nprocess pools, memory per worker (MiB):")
+        for m in summary["memory"]:
+            uss = ", ".join(f"{x:.0f}" for x in m["worker_uss_mb"])
+            pss = ", ".join(f"{x:.0f}" for x in m["worker_pss_mb"])
+            print(f"  {m['server']:14s} {m['model']:16s} w{m['workers']}  USS [{uss}]  "
+                  f"PSS [{pss}]  zygote USS {m['zygote_uss_mb']:.0f} PSS {m['zygote_pss_mb']:.0f}")
