@@ -1,0 +1,116 @@
+"""``servelab sweep``: a grid of configurations x workloads, resumable, plus the oracle table.
+
+    servelab sweep --workloads fast-only mixed \\
+        --grid concurrency=threads,processes workers=1,2,4 scheduler=fifo,sjf \\
+        --objective goodput --slo-ms 100 --out results/sweep-demo
+
+Non-grid config fields come from the usual config flags.  Re-running with the same ``--out``
+skips the finished points.  Writes ``sweep.parquet`` (one row per point), ``oracle.parquet`` /
+``oracle.json`` (the best configuration per workload) and ``sweep.json`` (the manifest).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from servelab.analysis.results import new_run_dir, write_json, write_parquet
+from servelab.core.config import ServerConfig, add_dataclass_args
+from servelab.sim.cmd_simulate import (
+    add_common_arguments,
+    config_from_args,
+    named_workload,
+    parse_slo,
+    profile_from_args,
+)
+from servelab.sim.executors import EXECUTORS, make_executor
+from servelab.sim.executors.local import default_jobs
+from servelab.sim.oracle import OBJECTIVES, format_oracle, oracle_table
+from servelab.sim.sweep import expand_configs, make_points, parse_grid, run_sweep
+from servelab.workloads import list_workloads
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--workloads", nargs="+", default=None, metavar="NAME|FILE",
+        help="workloads to sweep (default: every shipped workload)",
+    )
+    parser.add_argument(
+        "--grid", nargs="*", default=[], metavar="KEY=V1,V2",
+        help="config fields to vary, e.g. concurrency=threads,processes workers=1,2,4",
+    )
+    parser.add_argument(
+        "--scales", type=float, nargs="+", default=[1.0], help="arrival-rate multipliers"
+    )
+    parser.add_argument("--seeds", type=int, default=1, help="seeds per point (0..N-1)")
+    parser.add_argument("--executor", default="local", choices=list(EXECUTORS))
+    parser.add_argument("--address", default=None, help="Ray cluster address (--executor ray)")
+    parser.add_argument(
+        "--jobs", type=int, default=None, help="parallel workers (default: the usable cores)"
+    )
+    parser.add_argument("--objective", default="reward", choices=list(OBJECTIVES))
+    parser.add_argument("--records", action="store_true", help="also keep every point's records")
+    parser.add_argument("--no-resume", action="store_true", help="re-run finished points")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--out", type=Path, default=None,
+        help="output folder (default: results/sweep-<time>); pass an old one to resume it",
+    )
+    add_common_arguments(parser)
+    add_dataclass_args(parser, ServerConfig)
+
+
+def run(args: argparse.Namespace) -> int:
+    slo = parse_slo(args.slo_ms)
+    if args.objective == "goodput" and slo is None:
+        raise ValueError("--objective goodput needs --slo-ms")
+    if args.seeds < 1:
+        raise ValueError("--seeds must be >= 1")
+    names = args.workloads or list_workloads()
+    workloads = {}
+    for name in names:
+        spec = named_workload(name, args.duration)
+        workloads[spec.name if spec.name not in workloads else name] = spec
+    configs = expand_configs(config_from_args(args), parse_grid(args.grid))
+    profile = profile_from_args(args)
+    points = make_points(
+        workloads, configs, profile, scales=args.scales, seeds=range(args.seeds),
+        predictor=args.predictor, slo_ms=slo, save_records=args.records,
+    )
+    out = args.out if args.out is not None else new_run_dir("sweep")
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "sweep.json", {
+        "workloads": {n: s.to_dict() for n, s in workloads.items()},
+        "grid": args.grid, "configs": [c.to_dict() for c in configs],
+        "scales": args.scales, "seeds": args.seeds, "predictor": args.predictor,
+        "slo_ms": slo, "objective": args.objective, "profile": profile.digest,
+        "profile_source": profile.machine.source, "points": len(points),
+    })
+    print(
+        f"sweep: {len(workloads)} workload(s) x {len(configs)} config(s) x {len(args.scales)} "
+        f"scale(s) x {args.seeds} seed(s) = {len(points)} points -> {out}"
+    )
+    kwargs: dict[str, object] = {"jobs": args.jobs}
+    if args.executor == "ray":
+        kwargs["address"] = args.address
+    elif args.jobs is None:
+        kwargs["jobs"] = min(len(points) or 1, default_jobs())
+    with make_executor(args.executor, **kwargs) as executor:
+        outcome = run_sweep(
+            points, out, executor, resume=not args.no_resume, progress=not args.no_progress
+        )
+    print(f"ran {outcome.ran}, skipped {outcome.skipped} finished, failed {len(outcome.failed)}")
+    for pid, err in outcome.failed:
+        print(f"  FAILED {pid}: {err}")
+    if not outcome.table.empty:
+        oracle = oracle_table(outcome.table, args.objective)
+        write_parquet(out / "oracle.parquet", oracle)
+        write_json(out / "oracle.json", {"objective": args.objective, "slo_ms": slo,
+                                         "rows": oracle.to_dict(orient="records")})
+        print(f"\noracle ({args.objective}: {OBJECTIVES[args.objective]}):")
+        print(format_oracle(oracle))
+    print(f"\nwrote {out / 'sweep.parquet'} ({len(outcome.table)} rows)")
+    return 1 if outcome.failed else 0
