@@ -1,1 +1,13 @@
-"""servelab.sim"""
+"""servelab.sim — the SimPy model of one server configuration, and what runs it at scale.
+
+* :mod:`~servelab.sim.run` — ``simulate(config, workload, profile, seed)`` -> records + summary
+* :mod:`~servelab.sim.server` — queue (core/ policies, unchanged), workers, batching, locks,
+  MLFQ preemption, bounded queue, deadlines
+* :mod:`~servelab.sim.cpu` — cores shared in the fluid limit, interference, the GIL token
+* :mod:`~servelab.sim.service` — per-request and per-batch CPU work from the profile
+* :mod:`~servelab.sim.sweep`, :mod:`~servelab.sim.executors`, :mod:`~servelab.sim.oracle` —
+  grids of configurations x workloads, local or Ray, and the best configuration per workload
+* :mod:`~servelab.sim.theory`, :mod:`~servelab.sim.stats` — queueing results and batch-means
+  intervals the simulator is tested against
+* :mod:`~servelab.sim.bench` — ``servelab bench sim``
+"""

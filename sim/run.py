@@ -164,28 +164,37 @@ def summarize(
 ) -> dict[str, Any]:
     """Throughput, latency percentiles (overall and per model), waits, status counts, objectives.
 
-    Requests arriving in the workload's warm-up are left out; rates are per second of the
-    measured window (the workload's duration after warm-up).
+    The measured window is the workload after its warm-up: latencies, waits, statuses and
+    goodput are over the requests that *arrived* in it; ``throughput`` counts the requests that
+    *completed* in it (so an overloaded server's backlog, drained after the workload ends, does
+    not count as capacity).  ``ok_throughput`` is the load generator's figure for the same run:
+    every ok request over the time of the last completion.
     """
-    window = max(workload.total_duration - workload.warmup_s, 1e-12)
-    rec = records[records["intended_arrival"] >= workload.warmup_s]
+    start, stop = workload.warmup_s, workload.total_duration
+    window = max(stop - start, 1e-12)
+    all_ok = records["status"].to_numpy() == "ok"
+    all_end = records["end"].to_numpy()
+    in_window = all_ok & (all_end >= start) & (all_end <= stop)
+    all_models = records["model"].to_numpy()
+    rec = records[records["intended_arrival"] >= start]
     status = rec["status"].to_numpy()
     ok = status == "ok"
     lat = (rec["end"] - rec["intended_arrival"]).to_numpy()
     wait = (rec["start"] - rec["enqueue"]).to_numpy()
     models = rec["model"].to_numpy()
-    lat_ok = lat[ok]
-    overall = _pcts(lat_ok)
-    throughput = int(ok.sum()) / window
+    overall = _pcts(lat[ok])
+    throughput = int(in_window.sum()) / window
+    last_end = float(all_end[all_ok].max()) if all_ok.any() else 0.0
     out: dict[str, Any] = {
         "requests": int(len(rec)),
         "status": {s: int((status == s).sum()) for s in ("ok", "rejected", "timeout", "error")},
         "offered_rate": len(rec) / window,
         "throughput": throughput,
+        "ok_throughput": int(all_ok.sum()) / last_end if last_end > 0 else 0.0,
         "latency_s": overall,
         "wait_s": _pcts(wait[ok]),
         "per_model": {
-            str(m): {"throughput": int((ok & (models == m)).sum()) / window,
+            str(m): {"throughput": int((in_window & (all_models == m)).sum()) / window,
                      **_pcts(lat[ok & (models == m)])}
             for m in sorted(set(models.tolist()))
         },
