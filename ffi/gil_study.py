@@ -246,8 +246,10 @@ def run_study(cfg: StudyConfig, progress: Any = None) -> Any:
     if "lstm" in cfg.ops:
         weights = _lstm_weights(cfg.model_variant, cfg.seed).without_module()
     rows = []
+    # Threads and processes of the same N run back to back: on a shared machine they then see
+    # about the same background load.
     points = [(r, op, v, mode, n) for r in range(cfg.repeat) for op in cfg.ops
-              for v in cfg.variants for mode in cfg.modes for n in cfg.workers]
+              for v in cfg.variants for n in cfg.workers for mode in cfg.modes]
     for i, (rep, op, variant, mode, n) in enumerate(points):
         spec = WorkerSpec(
             variant=variant, op=op, threads=n if mode == "threads" else 1,
@@ -436,6 +438,11 @@ def run(args: argparse.Namespace) -> int:
             "other jobs: absolute numbers drift with their load (load average recorded per "
             f"point); N > {machine['usable_cpus']} measures oversubscription.")
     print(note)
+    load_start = os.getloadavg()
+    if load_start[0] > machine["usable_cpus"] - 1:
+        print(f"  busy now: load average {load_start[0]:.2f} on {machine['usable_cpus']} CPUs -- "
+              "other jobs hold CPUs, so neither threads nor processes can show full scaling; "
+              "compare the two modes point by point, and the context switches")
     for name, status in builds.items():
         print(f"  {name}: {status}")
     print(f"{n_points} points x ~{cfg.duration_s + cfg.warmup_s:.1f} s + process start ...")
@@ -445,7 +452,6 @@ def run(args: argparse.Namespace) -> int:
               f"N={row['workers']:<2} {row['calls_per_s']:>9.1f} calls/s  "
               f"cpu/wall {row['cpu_per_wall']:.2f}", flush=True)
 
-    load_start = os.getloadavg()
     df = run_study(cfg, progress)
     load_end = os.getloadavg()
     fallback = sorted(set(df.loc[df.variant != df.kernel_actual, "variant"]))

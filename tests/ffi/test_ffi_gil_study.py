@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import pandas as pd
 
-from servelab.cli import main
+from servelab.ffi import gil_study
+
+
+def run_command(argv: list[str]) -> int:
+    """What ``servelab gil-study ARGV`` runs (the CLI table maps the name to this module)."""
+    parser = argparse.ArgumentParser(prog="servelab gil-study")
+    gil_study.add_arguments(parser)
+    return gil_study.run(parser.parse_args(argv))
 
 
 def test_gil_study_quick(tmp_path, capsys):
     out = tmp_path / "run"
-    rc = main([
-        "gil-study", "--variants", "c-release", "python", "--workers", "1", "2",
+    rc = run_command([
+        "--variants", "c-release", "python", "--workers", "1", "2",
         "--duration", "0.15", "--warmup", "0.02", "--ops", "lstm", "preprocess",
         "--model-variant", "tiny", "--out", str(out),
     ])
