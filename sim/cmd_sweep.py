@@ -45,7 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scales", type=float, nargs="+", default=[1.0], help="arrival-rate multipliers"
     )
-    parser.add_argument("--seeds", type=int, default=1, help="seeds per point (0..N-1)")
+    parser.add_argument(
+        "--seeds", type=int, default=1,
+        help="seeds per point: the workload's own seed, +1, ... (default: 1)",
+    )
     parser.add_argument("--executor", default="local", choices=list(EXECUTORS))
     parser.add_argument("--address", default=None, help="Ray cluster address (--executor ray)")
     parser.add_argument(
@@ -77,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     configs = expand_configs(config_from_args(args), parse_grid(args.grid))
     profile = profile_from_args(args)
     points = make_points(
-        workloads, configs, profile, scales=args.scales, seeds=range(args.seeds),
+        workloads, configs, profile, scales=args.scales, seed_offsets=range(args.seeds),
         predictor=args.predictor, slo_ms=slo, save_records=args.records,
     )
     out = args.out if args.out is not None else new_run_dir("sweep")

@@ -128,22 +128,24 @@ def make_points(
     configs: Sequence[ServerConfig],
     profile: Profile,
     scales: Sequence[float] = (1.0,),
-    seeds: Sequence[int] = (0,),
+    seed_offsets: Sequence[int] = (0,),
     predictor: str = "mean",
     slo_ms: float | Mapping[str, float] | None = None,
     save_records: bool = False,
 ) -> list[SweepPoint]:
+    """Every workload x scale x seed x config; seeds are the workload's own seed plus each of
+    ``seed_offsets`` (offset 0 reproduces ``servelab simulate``'s default run)."""
     prof = profile.to_dict()
     digest = profile.digest
     return [
         SweepPoint(
             workload_name=name, workload=spec.to_dict(), config=cfg.to_dict(), profile=prof,
-            scale=float(scale), seed=int(seed), predictor=predictor, slo_ms=slo_ms,
+            scale=float(scale), seed=spec.seed + int(offset), predictor=predictor, slo_ms=slo_ms,
             save_records=save_records, profile_digest=digest,
         )
         for name, spec in workloads.items()
         for scale in scales
-        for seed in seeds
+        for offset in seed_offsets
         for cfg in configs
     ]
 

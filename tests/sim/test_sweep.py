@@ -119,12 +119,13 @@ def test_sweep_runs_resumes_and_reports_failures(tmp_path):
 
 
 def test_run_point_is_deterministic_and_keeps_records_on_request():
-    [p] = make_points({"fast": SMALL["fast"]}, [ServerConfig()], default_profile(), seeds=[4],
+    [p] = make_points({"fast": SMALL["fast"]}, [ServerConfig()], default_profile(), seed_offsets=[4],
                       save_records=True)
     a, b = run_point(p), run_point(p)
     ra, rb = (pd.Series(r["row"]).drop("sim_cpu_s") for r in (a, b))
     pd.testing.assert_series_equal(ra, rb)
     assert a["records"] is not None and len(a["records"]) == a["row"]["requests"]
+    assert p.seed == SMALL["fast"].seed + 4
 
 
 def _table() -> pd.DataFrame:
@@ -156,3 +157,55 @@ def test_oracle_picks_the_best_configuration_per_workload():
         oracle_table(table, "latency")
     with pytest.raises(ValueError, match="--slo-ms"):
         oracle_table(table.assign(goodput=float("nan")), "goodput")
+
+
+class _FakeRay:
+    """Just enough of Ray's API to drive RayExecutor in-process."""
+
+    def __init__(self):
+        self.initialized = False
+        self.init_args = None
+
+    def is_initialized(self):
+        return self.initialized
+
+    def init(self, **kw):
+        self.initialized, self.init_args = True, kw
+
+    def shutdown(self):
+        self.initialized = False
+
+    def cluster_resources(self):
+        return {"CPU": 2.0}
+
+    def remote(self, fn):
+        class Ref:
+            def __init__(self, item):
+                self.item = item
+
+        class Remote:
+            @staticmethod
+            def remote(item):
+                return Ref(item)
+
+        self._fn = fn
+        return Remote
+
+    def wait(self, refs, num_returns=1):
+        return refs[:num_returns], refs[num_returns:]
+
+    def get(self, ref):
+        return self._fn(ref.item)
+
+
+def test_ray_executor_logic_with_a_stub(monkeypatch):
+    import sys
+
+    fake = _FakeRay()
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    with make_executor("ray", address="auto") as ex:
+        assert fake.init_args["address"] == "auto"
+        got = dict(ex.map_unordered(_square, list(range(7))))
+    assert not fake.initialized  # the executor shut down what it started
+    assert {k: v for k, v in got.items() if k != 3} == {k: k * k for k in range(7) if k != 3}
+    assert isinstance(got[3], ValueError)
