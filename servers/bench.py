@@ -52,7 +52,7 @@ SLO_MS = 100.0
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--servers", nargs="+", default=list(SERVER_FLAGS),
                         choices=list(SERVER_FLAGS), help="server configurations to measure")
-    parser.add_argument("--models", nargs="+",
+    parser.add_argument("--models", nargs="*",
                         default=["mobilenet_v2", "distilbert", "lstm_forecaster"])
     parser.add_argument("--pool-sizes", nargs="+", type=int, default=[1, 2],
                         help="inference workers (threads or processes)")
@@ -171,8 +171,10 @@ def _slo(model: str, args: argparse.Namespace) -> float:
 
 
 def _sustainable(s: dict[str, Any], slo_ms: float) -> bool:
-    return (s["error_rate"] <= 0.01 and s["achieved_rps"] >= 0.95 * s["offered_rps"]
-            and s["p99_ms"] <= slo_ms)
+    """At most 1 % errors, p99 within the SLO, and the answers kept pace with what was actually
+    sent (Poisson counts vary, so compare with the sent rate, not the nominal one)."""
+    return (s["error_rate"] <= 0.01 and s["p99_ms"] <= slo_ms
+            and s["achieved_rps"] >= 0.9 * s["sent_rps"])
 
 
 async def ladder(server: ServerProcess, client: Client, reqs: list[bytes], workers: int,
@@ -180,7 +182,7 @@ async def ladder(server: ServerProcess, client: Client, reqs: list[bytes], worke
     lat = await client.closed_loop(reqs, 12)
     single = float(np.median(lat[2:]))
     rate = max(1.0, 0.5 * workers / single)
-    await client.open_loop(reqs, rate, args.warmup_s, seed=args.seed - 1)  # warm-up, discarded
+    await client.open_loop(reqs, rate, args.warmup_s, seed=args.seed + 99_999)  # warm-up, discarded
     await asyncio.to_thread(server.wait_idle)
     good: dict[str, Any] | None = None
     bad_rate: float | None = None

@@ -47,13 +47,13 @@ class LoadResult:
         n = len(self.requests)
         ok = [r for r in self.requests if r.status == 200]
         lat = self.latencies()
-        span = max((r.end for r in ok), default=self.t0) - self.t0
+        span = max((r.end for r in ok), default=0.0)
         statuses: dict[str, int] = {}
         for r in self.requests:
             key = str(r.status) if r.status else (r.error or "no answer")
             statuses[key] = statuses.get(key, 0) + 1
         return {
-            "offered_rps": self.rate, "sent": n, "ok": len(ok),
+            "offered_rps": self.rate, "sent": n, "sent_rps": n / self.duration, "ok": len(ok),
             "achieved_rps": len(ok) / max(span, self.duration) if ok else 0.0,
             "error_rate": 1 - len(ok) / n if n else 0.0,
             "p50_ms": float(np.percentile(lat, 50) * 1000) if len(lat) else float("nan"),
