@@ -109,6 +109,18 @@ def _lstm_weights(model_variant: str, seed: int) -> Any:
     )
 
 
+def _system_busy_s() -> float:
+    """CPU-seconds all CPUs of the machine have spent busy since boot (/proc/stat), NaN where
+    unavailable: the difference over a point, minus our own CPU time, is what other jobs used."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return float("nan")
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def _usage() -> tuple[float, int, int]:
     ru = resource.getrusage(resource.RUSAGE_SELF)
     return ru.ru_utime + ru.ru_stime, ru.ru_nvcsw, ru.ru_nivcsw
@@ -146,6 +158,7 @@ def _worker(spec: WorkerSpec, start: Any, results: Any) -> None:
             t.start()
         start.wait(timeout=SETUP_TIMEOUT_S)
         cpu0, vol0, invol0 = _usage()
+        sys0 = _system_busy_s()
         t0 = time.monotonic()
         deadline[0] = t0 + spec.duration_s
         go.wait()
@@ -153,9 +166,11 @@ def _worker(spec: WorkerSpec, start: Any, results: Any) -> None:
             t.join()
         t1 = time.monotonic()
         cpu1, vol1, invol1 = _usage()
+        sys1 = _system_busy_s()
         results.put({
             "ok": True, "pid": os.getpid(), "calls": sum(counts), "items_per_call": items,
             "t0": t0, "t1": max([t1, *ends]), "cpu_s": cpu1 - cpu0,
+            "sys_busy0": sys0, "sys_busy1": sys1,
             "vol_ctx": vol1 - vol0, "invol_ctx": invol1 - invol0,
             "kernel_actual": get_kernels(spec.variant).name,
         })
@@ -195,6 +210,9 @@ def run_point(spec: WorkerSpec, processes: int) -> dict[str, Any]:
     wall = max(g["t1"] for g in got) - min(g["t0"] for g in got)
     calls = sum(g["calls"] for g in got)
     cpu = sum(g["cpu_s"] for g in got)
+    first = min(got, key=lambda g: g["t0"])
+    last = max(got, key=lambda g: g["t1"])
+    others = max(0.0, (last["sys_busy1"] - first["sys_busy0"] - cpu) / wall)
     return {
         "kernel_actual": got[0]["kernel_actual"],
         "calls": calls,
@@ -206,6 +224,7 @@ def run_point(spec: WorkerSpec, processes: int) -> dict[str, Any]:
         "cpu_ms_per_call": 1e3 * cpu / max(calls, 1),
         "vol_ctx": sum(g["vol_ctx"] for g in got),
         "invol_ctx": sum(g["invol_ctx"] for g in got),
+        "others_cores": others,
     }
 
 
@@ -283,7 +302,8 @@ def add_derived(df: Any) -> Any:
 def summary_table(df: Any) -> Any:
     """Median over repeats, one row per (op, variant, workers), threads and processes side by
     side."""
-    cols = ["calls_per_s", "speedup", "efficiency", "cpu_per_wall", "vol_ctx", "invol_ctx"]
+    cols = ["calls_per_s", "speedup", "efficiency", "cpu_per_wall", "vol_ctx", "invol_ctx",
+            "others_cores"]
     med = df.groupby(["op", "variant", "mode", "workers"], sort=False)[cols].median()
     wide = med.unstack("mode")
     wide.columns = [f"{m[:4]}_{c}" for c, m in wide.columns]
@@ -297,7 +317,7 @@ def format_table(df: Any) -> str:
     tab = summary_table(df)
     head = (f"{'op':<10} {'variant':<10} {'N':>2} | {'thr calls/s':>11} {'speedup':>7} "
             f"{'eff':>5} {'cpu/wall':>8} {'vcsw':>7} {'ivcsw':>6} | {'proc calls/s':>12} "
-            f"{'speedup':>7} {'eff':>5} {'cpu/wall':>8} {'vcsw':>7} {'ivcsw':>6}")
+            f"{'speedup':>7} {'eff':>5} {'cpu/wall':>8} {'vcsw':>7} {'ivcsw':>6} | {'others':>6}")
     lines = [head, "-" * len(head)]
 
     def cell(row: Any, mode: str) -> str:
@@ -311,8 +331,9 @@ def format_table(df: Any) -> str:
                 f"{row[f'{p}_vol_ctx']:>7.0f} {row[f'{p}_invol_ctx']:>6.0f}")
 
     for _, row in tab.iterrows():
+        others = np.nanmean([row.get(f"{m[:4]}_others_cores", np.nan) for m in MODES])
         lines.append(f"{row['op']:<10} {row['variant']:<10} {row['workers']:>2} | "
-                     f"{cell(row, 'threads')} | {cell(row, 'processes')}")
+                     f"{cell(row, 'threads')} | {cell(row, 'processes')} | {others:>6.2f}")
     return "\n".join(lines)
 
 
@@ -477,7 +498,8 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(f"speedup = calls/s over N=1 of the same variant and mode; eff = speedup / N; "
           f"cpu/wall = cores kept busy (getrusage); vcsw / ivcsw = voluntary / involuntary "
-          f"context switches in the {cfg.duration_s:g} s window.")
+          f"context switches in the {cfg.duration_s:g} s window; others = cores busy with "
+          "other jobs during the points (/proc/stat, mean of the two modes).")
     print(f"load average (1, 5, 15 min): start {load_start[0]:.2f} {load_start[1]:.2f} "
           f"{load_start[2]:.2f}, end {load_end[0]:.2f} {load_end[1]:.2f} {load_end[2]:.2f}")
     if fallback:
