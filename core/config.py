@@ -101,7 +101,7 @@ def add_dataclass_args(parser: argparse.ArgumentParser, cls: type, prefix: str =
     for f in fields(cls):
         flag = "--" + prefix + f.name.replace("_", "-")
         tp = _base_type(hints[f.name])
-        default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+        default: Any = f.default if f.default_factory is MISSING else f.default_factory()
         kw: dict[str, Any] = {"dest": prefix.replace("-", "_") + f.name, "default": default}
         helptext = f.metadata.get("help", "")
         if typing.get_origin(tp) in (tuple, list):

@@ -17,8 +17,16 @@ import sys
 from pathlib import Path
 
 COMMANDS: dict[str, tuple[str, str]] = {
+    # In pipeline order: models and workloads, the live side, calibration, simulation, study.
     "models": ("servelab.servers.zoo.commands", "list the model zoo with a measured latency each"),
     "workloads": ("servelab.workloads.commands", "list or show the shipped workloads"),
+    "serve": ("servelab.servers.commands", "run a live OIP v2 inference server"),
+    "load": ("servelab.loadgen.commands", "open-loop load generator: drive an OIP v2 endpoint"),
+    "gil-study": ("servelab.ffi.gil_study", "threads vs processes scaling of the C kernels"),
+    "calibrate": ("servelab.calibrate.commands", "measure this machine into a profile"),
+    "simulate": ("servelab.sim.cmd_simulate", "simulate one server configuration under a workload"),
+    "sweep": ("servelab.sim.cmd_sweep", "simulate configurations x workloads; the oracle table"),
+    "predictor": ("servelab.analysis.predictor", "train or evaluate the learned runtime predictor"),
     "demo": ("servelab.analysis.demo", "the main job: an end-to-end run of the pipeline"),
     # Benchmarks: commands that write results/, never timed tests.
     "bench serve": ("servelab.servers.bench", "benchmark the live servers (throughput, p50/p99)"),

@@ -27,6 +27,7 @@ class QueuePolicy(ABC):
     name: ClassVar[str] = ""
     preemptive: ClassVar[bool] = False
     uses_predictor: ClassVar[bool] = False
+    _heap: list[Entry]
 
     def __init__(self) -> None:
         self._heap: list[Entry] = []

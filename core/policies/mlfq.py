@@ -6,7 +6,7 @@ import heapq
 import math
 from collections.abc import Sequence
 
-from servelab.core.policies.base import QueuePolicy
+from servelab.core.policies.base import Entry, QueuePolicy
 from servelab.core.requests import Request
 
 
@@ -22,6 +22,7 @@ class Mlfq(QueuePolicy):
 
     name = "mlfq"
     preemptive = True
+    _heap: list[Entry]
 
     def __init__(self, quanta: Sequence[float] = (0.02, 0.1), boost_interval: float = 1.0):
         super().__init__()
