@@ -165,7 +165,7 @@ class Client:
                 s.status, _ = await self.request(raw)
             except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
                 s.error = type(exc).__name__
-            except TimeoutError:
+            except (TimeoutError, asyncio.TimeoutError):  # distinct before Python 3.11
                 s.error = "timeout"
             s.end = loop.time() - t0
 

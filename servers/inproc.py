@@ -177,7 +177,7 @@ class InlineExecutor(_Runner):
         while not self.engine.stopped:
             job, wait = self.engine.poll(worker=i)
             if job is None:
-                with contextlib.suppress(TimeoutError):
+                with contextlib.suppress(TimeoutError, asyncio.TimeoutError):  # 3.10: distinct
                     await asyncio.wait_for(self._wake.wait(), 0.25 if wait is None else wait)
                 self._wake.clear()
                 continue
