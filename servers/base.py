@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import socket
 import time
 from abc import ABC, abstractmethod
@@ -171,6 +172,11 @@ class Server(ABC):
     def start(self) -> Server:
         """Load, start the executor and the HTTP front end; return once ready."""
         t0 = time.perf_counter()
+        c, cores = self.config, os.cpu_count() or 1
+        if c.concurrency != "async" or c.offload != "inline":
+            if c.workers * c.intra_op_threads > cores:
+                log.warning("%d workers x %d intra-op threads oversubscribe %d cores "
+                            "(on purpose?)", c.workers, c.intra_op_threads, cores)
         self.sock = bind(self.options.host, self.options.port)
         self.port = self.sock.getsockname()[1]
         try:

@@ -316,7 +316,7 @@ def _occupy(srv: Server, seconds: float) -> Background:
 
 @on_small("fifo")
 def test_overload_answers_503_with_retry_after(small: Server) -> None:
-    blocker = _occupy(small, 1.0)
+    blocker = _occupy(small, 2.0)
     queued = [Background(lambda: sleep_request(small, 0.01)) for _ in range(2)]
     wait_until(engine_settled(small, inflight=3, queued=2), what="queue full")
     r = sleep_request(small, 0.01)
@@ -347,7 +347,7 @@ def test_deadline_answers_504_without_waiting_past_it(small: Server) -> None:
 def test_queue_order_follows_the_policy(small: Server) -> None:
     """Behind a busy worker, a low-priority request arrives before a high-priority one:
     FIFO serves them in arrival order, Priority serves the urgent one first."""
-    blocker = _occupy(small, 0.8)
+    blocker = _occupy(small, 1.5)
     low = Background(lambda: sleep_request(small, 0.01, priority=5, id="low"))
     wait_until(engine_settled(small, inflight=2, queued=1), what="low queued")
     high = Background(lambda: sleep_request(small, 0.01, priority=0, id="high"))
@@ -430,11 +430,15 @@ def test_sigterm_drains_in_flight_requests_then_exits(kind: str, tmp_path: Any) 
         url = line.strip().rsplit(" ", 1)[-1]
 
         def sleepy(i: int) -> httpx.Response:
-            body, headers = infer_body({"seconds": np.array([[0.4]], np.float32)}, id=str(i))
+            seconds = 1.5 if i == 0 else 0.2  # the first holds the worker while others queue
+            body, headers = infer_body({"seconds": np.array([[seconds]], np.float32)}, id=str(i))
             return httpx.post(f"{url}/v2/models/sleep/infer", content=body, headers=headers,
                               timeout=TIMEOUT)
 
-        inflight = [Background(lambda i=i: sleepy(i)) for i in range(3)]
+        inflight = [Background(lambda: sleepy(0))]
+        wait_until(lambda: httpx.get(f"{url}/servelab/stats").json()["inflight"] == 1,
+                   what="first request admitted")
+        inflight += [Background(lambda i=i: sleepy(i)) for i in (1, 2)]
         wait_until(lambda: httpx.get(f"{url}/servelab/stats").json()["inflight"] == 3,
                    what="3 requests admitted")
         proc.send_signal(signal.SIGTERM)
@@ -481,7 +485,7 @@ def test_tritonclient_sees_overload_and_deadline_errors() -> None:
     srv = start("threads", workers=1, queue_capacity=1, models=("sleep",))
     client = triton.InferenceServerClient(srv.url.removeprefix("http://"), network_timeout=60.0)
     try:
-        blocker = _occupy(srv, 1.0)
+        blocker = _occupy(srv, 2.0)
         x = triton.InferInput("seconds", [1, 1], "FP32")
         x.set_data_from_numpy(np.array([[0.01]], np.float32))
         with pytest.raises(InferenceServerException, match="deadline"):
