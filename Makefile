@@ -21,6 +21,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy core sim
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
