@@ -119,6 +119,26 @@ def add_dataclass_args(parser: argparse.ArgumentParser, cls: type, prefix: str =
         parser.add_argument(flag, help=helptext, **kw)
 
 
+def to_flags(obj: Any, prefix: str = "", skip_defaults: bool = True) -> list[str]:
+    """The command-line flags that :func:`add_dataclass_args` would parse back into ``obj``."""
+    out: list[str] = []
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        default: Any = f.default if f.default_factory is MISSING else f.default_factory()
+        if skip_defaults and value == default:
+            continue
+        flag = "--" + prefix + f.name.replace("_", "-")
+        if isinstance(value, bool):
+            out.append(flag if value else "--no-" + prefix + f.name.replace("_", "-"))
+        elif isinstance(value, tuple | list):
+            out += [flag, *map(str, value)]
+        elif value is None:
+            continue
+        else:
+            out += [flag, str(value)]
+    return out
+
+
 def from_args(cls: type[T], args: argparse.Namespace, prefix: str = "") -> T:
     """Build dataclass ``cls`` from the flags :func:`add_dataclass_args` added."""
     values = {f.name: getattr(args, prefix.replace("-", "_") + f.name) for f in fields(cls)}  # type: ignore[arg-type]

@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "calibrate": ("servelab.calibrate.commands", "measure this machine into a profile"),
     "simulate": ("servelab.sim.cmd_simulate", "simulate one server configuration under a workload"),
     "sweep": ("servelab.sim.cmd_sweep", "simulate configurations x workloads; the oracle table"),
+    "crosscheck": ("servelab.analysis.crosscheck", "simulated vs live latency and throughput"),
     "predictor": ("servelab.analysis.predictor", "train or evaluate the learned runtime predictor"),
     "demo": ("servelab.analysis.demo", "the main job: an end-to-end run of the pipeline"),
     # Benchmarks: commands that write results/, never timed tests.

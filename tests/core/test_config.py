@@ -28,3 +28,16 @@ def test_validation_and_round_trip():
     assert ServerConfig.from_dict(cfg.to_dict()) == cfg
     assert cfg.config_id != ServerConfig(workers=4, scheduler="mlfq").config_id
     assert cfg.config_id.startswith("threads-mlfq-w3")
+
+
+def test_to_flags_round_trips_through_the_parser():
+    from servelab.core.config import to_flags
+
+    cfg = ServerConfig(concurrency="async", workers=3, offload="process", models=("a", "b"),
+                       batch_timeout_ms=2.5)
+    parser = argparse.ArgumentParser()
+    add_dataclass_args(parser, ServerConfig)
+    flags = to_flags(cfg)
+    assert "--workers" in flags and "--scheduler" not in flags  # defaults skipped
+    assert from_args(ServerConfig, parser.parse_args(flags)) == cfg
+    assert from_args(ServerConfig, parser.parse_args(to_flags(cfg, skip_defaults=False))) == cfg

@@ -1,0 +1,179 @@
+"""Sim-vs-live cross-check: the same configuration and workload, simulated and served for real.
+
+For each concurrency model the check starts a live server (a subprocess), measures its capacity
+(the completion rate under an open-loop overload), then at each load fraction drives it with a
+Poisson workload from the load generator and simulates the same workload, seed and
+configuration with the profile.  Both record sets go through one summary function, so latency
+and throughput are defined identically; the error is (sim - live) / live.
+
+``servelab crosscheck --profile P.json`` runs it; ``make demo`` runs a short one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from servelab.core.config import ServerConfig
+from servelab.core.profile import Profile, load_profile
+from servelab.core.workload import ArrivalSpec, WorkloadSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Point:
+    concurrency: str
+    load: float
+    rate: float
+    capacity: float
+    live_p50_ms: float
+    sim_p50_ms: float
+    live_throughput: float
+    sim_throughput: float
+    live_p99_ms: float
+    sim_p99_ms: float
+
+    @property
+    def p50_error(self) -> float:
+        return (self.sim_p50_ms - self.live_p50_ms) / self.live_p50_ms
+
+    @property
+    def throughput_error(self) -> float:
+        return (self.sim_throughput - self.live_throughput) / self.live_throughput
+
+    def row(self) -> dict[str, Any]:
+        return {**self.__dict__, "p50_error": self.p50_error,
+                "throughput_error": self.throughput_error}
+
+
+def workload(model: str, rate: float, duration: float, warmup: float, seed: int) -> WorkloadSpec:
+    return WorkloadSpec(
+        name=f"crosscheck-{model}", duration=duration, warmup_s=warmup, seed=seed,
+        arrival=ArrivalSpec(kind="poisson", rate=rate), mix={model: 1.0},
+    )
+
+
+def _summary(records: pd.DataFrame, spec: WorkloadSpec) -> dict[str, Any]:
+    from servelab.sim.run import summarize
+
+    return summarize(records, spec)
+
+
+def live_run(url: str, spec: WorkloadSpec, config_id: str) -> dict[str, Any]:
+    from servelab.loadgen.generator import SenderOptions
+    from servelab.loadgen.runner import LoadConfig, run_load
+
+    cfg = LoadConfig(target=url, config_id=config_id, progress=False)
+    run = run_load(cfg, SenderOptions(timeout=30.0), spec=spec, write=False)
+    return _summary(run.records, spec)
+
+
+def measure_capacity(url: str, model: str, guess: float, config_id: str, seed: int) -> float:
+    """Completions per second under an open-loop overload (raised until it really overloads)."""
+    rate = max(guess, 1.0) * 2.0
+    for _ in range(4):
+        s = live_run(url, workload(model, rate, 5.0, 1.5, seed), config_id)
+        if s["throughput"] < 0.9 * s["offered_rate"]:
+            return float(s["throughput"])
+        rate *= 2.5
+    raise RuntimeError(f"could not overload the server up to {rate:.0f} req/s")
+
+
+def crosscheck(
+    profile: Profile, concurrencies: Sequence[str] = ("threads", "processes"),
+    loads: Sequence[float] = (0.5, 0.8), model: str = "mobilenet_v2", workers: int | None = None,
+    duration: float = 20.0, warmup: float = 3.0, variant: str = "full", seed: int = 0,
+    log_dir: Path | None = None,
+) -> list[Point]:
+    from servelab.servers.base import ServeOptions
+    from servelab.servers.launch import ServerProcess
+    from servelab.sim.run import simulate
+
+    workers = workers or profile.machine.cores
+    points = []
+    for conc in concurrencies:
+        config = ServerConfig(
+            concurrency=conc, workers=workers, scheduler="fifo", models=(model,),
+            model_lock="none", queue_capacity=1024,
+        )
+        guess = workers / profile.model(model).mean_service(
+            32 if model == "mobilenet_v2" else 96
+        )
+        log_path = log_dir / f"server-{conc}.log" if log_dir else None
+        with ServerProcess(config, ServeOptions(port=0, variant=variant), log=log_path) as srv:
+            t = time.perf_counter()
+            cap = measure_capacity(srv.url, model, guess, config.config_id, seed)
+            log.info("%s: capacity %.1f req/s (%.0fs)", conc, cap, time.perf_counter() - t)
+            for frac in loads:
+                spec = workload(model, frac * cap, duration, warmup, seed)
+                live = live_run(srv.url, spec, config.config_id)
+                sim = simulate(config, spec, profile, seed=seed).summary
+                points.append(Point(
+                    concurrency=conc, load=frac, rate=frac * cap, capacity=cap,
+                    live_p50_ms=live["latency_s"]["p50"] * 1e3,
+                    sim_p50_ms=sim["latency_s"]["p50"] * 1e3,
+                    live_throughput=live["throughput"], sim_throughput=sim["throughput"],
+                    live_p99_ms=live["latency_s"]["p99"] * 1e3,
+                    sim_p99_ms=sim["latency_s"]["p99"] * 1e3,
+                ))
+    return points
+
+
+def format_points(points: Sequence[Point]) -> str:
+    lines = [f"{'server':<10} {'load':>5} {'rate/s':>7} {'p50 live':>9} {'p50 sim':>8} "
+             f"{'err':>6} {'thr live':>9} {'thr sim':>8} {'err':>6}  (target |err| <= 15%)"]
+    for p in points:
+        lines.append(
+            f"{p.concurrency:<10} {p.load:>5.0%} {p.rate:>7.1f} {p.live_p50_ms:>8.2f}m "
+            f"{p.sim_p50_ms:>7.2f}m {p.p50_error:>+6.0%} {p.live_throughput:>9.1f} "
+            f"{p.sim_throughput:>8.1f} {p.throughput_error:>+6.0%}"
+        )
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", help="calibrated profile (default: the design-doc profile)")
+    parser.add_argument("--model", default="mobilenet_v2", help="the model to serve")
+    parser.add_argument("--concurrency", nargs="+", default=["threads", "processes"],
+                        choices=("threads", "processes", "async"))
+    parser.add_argument("--loads", nargs="+", type=float, default=[0.5, 0.8],
+                        help="fractions of the measured live capacity")
+    parser.add_argument("--workers", type=int, help="workers per server (default: the cores)")
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds per load point")
+    parser.add_argument("--variant", default="full", choices=("full", "tiny"))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, help="results folder (default: results/crosscheck-*)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from servelab.analysis.results import new_run_dir, write_json, write_parquet
+
+    profile = load_profile(args.profile)
+    out = args.out or new_run_dir("crosscheck")
+    out.mkdir(parents=True, exist_ok=True)
+    points = crosscheck(
+        profile, args.concurrency, args.loads, args.model, args.workers, args.duration,
+        variant=args.variant, seed=args.seed, log_dir=out,
+    )
+    print(format_points(points))
+    worst = max(max(abs(p.p50_error), abs(p.throughput_error)) for p in points)
+    write_parquet(out / "crosscheck.parquet", pd.DataFrame([p.row() for p in points]))
+    cmd = (f"servelab crosscheck --profile {args.profile or '(default)'} --model {args.model} "
+           f"--concurrency {' '.join(args.concurrency)} --loads "
+           f"{' '.join(map(str, args.loads))} --duration {args.duration:g} --seed {args.seed}")
+    write_json(out / "summary.json", {
+        "points": [p.row() for p in points], "worst_error": worst,
+        "profile_source": profile.machine.source, "command": cmd,
+    })
+    print(f"worst error {worst:.0%}; results in {out}\nreproduce: {cmd}")
+    return 0
+
+
