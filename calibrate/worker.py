@@ -21,6 +21,7 @@ BENCHES: dict[str, str] = {
     "interference": "servelab.calibrate.benches.interference",
     "eventloop": "servelab.calibrate.benches.eventloop",
     "memory": "servelab.calibrate.benches.memory",
+    "http": "servelab.calibrate.benches.http",
 }
 
 
