@@ -4,7 +4,8 @@ connection, requests back to back (closed loop), at two payload sizes.
 The stack is the server a concurrency model uses: ``threads`` and ``processes`` serve through
 waitress + Flask, ``async`` through uvicorn + FastAPI; ``processes`` adds the hand-off to a
 worker process.  A sample is one round trip of a small request; ``per_byte_s`` comes from the
-difference between the small and the large payload.  The client's own cost (stdlib
+difference between the small and the large payload, per byte of *tensor data* (FP32 values,
+as the profile's model payload sizes count them — the JSON text is several times larger).  The client's own cost (stdlib
 ``http.client``, a few tens of µs) is included: the figure is an upper bound of the server's.
 """
 
@@ -55,7 +56,7 @@ def measure(params: Mapping[str, Any], warmups: int, samples: int) -> dict[str, 
         _round_trips(host, port, bodies[small], max(warmups, 1))
         small_t = _round_trips(host, port, bodies[small], samples)
         large_t = _round_trips(host, port, bodies[large], max(samples // 4, 20))
-    extra = len(bodies[large]) - len(bodies[small])
+    extra = (large - small) * 4  # FP32 tensor bytes
     per_byte = max(float(np.median(large_t) - np.median(small_t)), 0.0) / extra
     return {"samples": small_t, "large": large_t, "per_byte_s": per_byte, "available": True,
             "bytes": {"small": len(bodies[small]), "large": len(bodies[large])}}
