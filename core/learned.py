@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from servelab.core.config import ServerConfig
 from servelab.core.requests import Request
 
 FEATURES: tuple[str, ...] = (
@@ -34,6 +35,7 @@ FEATURES: tuple[str, ...] = (
 )
 CATEGORICAL: tuple[str, ...] = ("model", "concurrency")
 CONCURRENCY_CODES = {"threads": 0, "processes": 1, "async": 2}
+CPU_TENTHS: tuple[float, ...] = tuple(k / 10 for k in range(11))
 
 
 class Regressor(Protocol):
@@ -49,6 +51,11 @@ class Context:
     intra_op_threads: int = 1
     cpu_util: float = 0.0
     hour: int = 12
+
+    @classmethod
+    def for_config(cls, config: ServerConfig, cpu_util: float = 0.0, hour: int = 12) -> Context:
+        """The context of a server configuration (concurrency, workers, intra-op threads)."""
+        return cls(config.concurrency, config.workers, config.intra_op_threads, cpu_util, hour)
 
 
 def bucket_queue(q: float) -> int:
@@ -124,6 +131,25 @@ class LearnedPredictor:
         table = dict(zip(zip(m.tolist(), sizes.tolist(), strict=True), pred.tolist(), strict=True))
         self._tables[context] = table
         return table
+
+    def warm(
+        self, queue_lens: Sequence[int] = (0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+        cpu_utils: Sequence[float] = CPU_TENTHS,
+        batch_sizes: Sequence[int] = (1,),
+    ) -> int:
+        """Build the tables of every (batch size, queue bucket, CPU tenth) context of the
+        current configuration now, so that no request pays for a table on the live path.
+        Returns how many tables were built."""
+        c, built = self.context, 0
+        for b in batch_sizes:
+            for q in queue_lens:
+                for u in cpu_utils:
+                    key = encode(self.models, "", 0, b, q, u, c.concurrency, c.workers,
+                                 c.intra_op_threads, c.hour)[2:]
+                    if key not in self._tables:
+                        self._table(key)
+                        built += 1
+        return built
 
     def predict(self, request: Request) -> float:
         row = self.features(request)

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from servelab.core.config import ServerConfig, opt
+from servelab.core.predictor import MeanPredictor, RuntimePredictor
 from servelab.servers.api import OipApi
 from servelab.servers.engine import Engine
 from servelab.servers.metrics import ServerMetrics
@@ -55,6 +56,8 @@ class ServeOptions:
     drain_timeout_s: float = opt(30.0, "on SIGTERM, how long in-flight requests may finish")
     http_threads: int = opt(0, "WSGI handler threads (0 = queue capacity + workers x batch)")
     trace_out: str | None = opt(None, "on exit, write the per-request trace (Parquet) here")
+    predictor: str = opt("mean", "runtime predictor for sjf / priority: mean (per-model running "
+                         "mean) or PATH.joblib (a learned one, from servelab predictor train)")
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -63,10 +66,37 @@ class ServeOptions:
             raise ValueError(f"port must be 0..65535, got {self.port}")
         if self.max_request_mb <= 0 or self.drain_timeout_s < 0 or self.http_threads < 0:
             raise ValueError("max_request_mb must be > 0, drain_timeout_s and http_threads >= 0")
+        if self.predictor == "oracle":
+            raise ValueError("predictor 'oracle' needs each request's true service time, which a "
+                             "live server knows only after running it (simulation only); use "
+                             "mean or a learned predictor file")
 
     @property
     def max_request_bytes(self) -> int:
         return int(self.max_request_mb * (1 << 20))
+
+
+def make_predictor(spec: str, config: ServerConfig) -> RuntimePredictor:
+    """The engine's runtime predictor from ``--predictor``: ``mean`` (per-model running mean of
+    observed service times) or the path of a learned predictor saved by ``servelab predictor
+    train`` (a local file you trust: it is unpickled).  A learned predictor's context is this
+    configuration; the engine keeps its CPU utilisation current, and its look-up tables are
+    built here, before serving, so no request pays for one."""
+    if spec == "mean":
+        return MeanPredictor()
+    from threadpoolctl import threadpool_limits
+
+    from servelab.analysis.predictor import load
+    from servelab.core.learned import Context
+
+    t = time.perf_counter()
+    pred = load(Path(spec), context=Context.for_config(config))
+    queue_lens = [0] + [2**k for k in range(max(config.queue_capacity, 1).bit_length() + 1)]
+    with threadpool_limits(1):  # no OpenMP pool spinning next to the models' threads
+        tables = pred.warm(queue_lens)
+    log.info("learned predictor %s: %d tables built in %.2f s", spec, tables,
+             time.perf_counter() - t)
+    return pred
 
 
 SERVERS: dict[str, str] = {
@@ -129,7 +159,7 @@ class Server(ABC):
             raise ValueError(f"models {missing} requested but not provided")
         self.models = {m: self.models[m] for m in config.models}
         self.metrics = ServerMetrics()
-        self.engine = Engine(config, self.metrics)
+        self.engine = Engine(config, self.metrics, make_predictor(self.options.predictor, config))
         self.api = OipApi(self.engine, self.models, self.metrics, self.options.max_request_bytes,
                           server_name=f"servelab-{self.kind}", info=self.info)
         self.sock: socket.socket | None = None

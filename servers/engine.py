@@ -199,6 +199,8 @@ class Engine:
         self.policy = policy if policy is not None else make_policy(
             config.scheduler, predictor=self.predictor
         )
+        # A learned predictor reads the CPU utilisation from its context: kept current below.
+        self._context = getattr(self.predictor, "context", None)
         self.max_batch = config.max_batch
         self.batch_timeout = config.batch_timeout_ms / 1000.0
         self.capacity = config.queue_capacity
@@ -267,6 +269,8 @@ class Engine:
                 )
             else:
                 req.enqueue = now
+                if self._context is not None and ticket.cpu_util == ticket.cpu_util:
+                    self._context.cpu_util = ticket.cpu_util / 100.0
                 self.policy.push(req, now)
                 self._fresh[model] += 1
                 self.inflight += 1

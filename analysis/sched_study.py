@@ -1,0 +1,818 @@
+"""``servelab sched-study``: FIFO vs Priority vs SJF (learned, oracle) vs MLFQ on the mixed
+workload, in simulation and on live servers.
+
+The question: how much does each queue policy help when fast requests (MobileNetV2, the LSTM)
+share a server with slow ones (DistilBERT), and how does that depend on the concurrency model
+and the load?  The study runs the mixed workload (all three models) at fractions of each
+configuration's capacity (50%, 80%, 95% by default) under every policy:
+
+* ``fifo``; ``priority`` (the workload's classes: MobileNetV2 0, LSTM 1, DistilBERT 2 —
+  Cobham's non-preemptive priorities, FIFO within a class); ``sjf-mean`` (SJF on the per-model
+  running mean: what a server can do without a trained predictor); ``sjf-learned`` (SJF on the
+  gradient-boosting predictor of :mod:`servelab.analysis.predictor`); ``sjf-oracle`` (SJF on
+  the true service time: simulation only — a live server learns a request's service time only
+  by running it); ``mlfq`` (stage-boundary preemption, quanta 20 ms / 100 ms, boost every 1 s).
+
+**Simulation** (cheap: the full grid by default): each concurrency model's capacity is the
+completion rate of a saturated FIFO run; every (concurrency, load) cell uses one seed for all
+policies, so the policies see the same arrivals and the same service times (common random
+numbers).  The simulated learned predictor is trained on simulated FIFO traces of the same
+configurations (other seeds).
+
+**Live** (a bounded subset by default: one concurrency model, 4 policies, 3 loads, 30 s each):
+phase 1 drives a FIFO server with the mixed workload at a rising ladder of rates — its
+per-request traces train the learned predictor (with the calibration samples next to the
+profile, when there are any) and its highest completion rate is the capacity; phase 2 starts
+one server per policy (``--predictor <run>/predictor.joblib`` for ``sjf-learned``) and drives
+it at each load with the same seeded workload.  Waits come from the servers' own traces
+(``GET /servelab/trace``), so they are the engine's queueing times; the learned predictor is
+then scored again on every phase-2 request it never saw in training.
+
+Metrics, per (source, concurrency, load, policy), over the requests that arrived after the
+warm-up:
+
+* waiting time ``wait = start - enqueue`` (time to first service; under MLFQ the time a request
+  spends requeued after a preemption shows in its sojourn, not in its wait): mean and p99 per
+  model class, and overall;
+* starvation: the longest wait of the slowest class (the class with the highest mean wait);
+* Jain's fairness index over the classes' mean slowdowns, ``J = (sum x)^2 / (n sum x^2)``,
+  ``x_c = mean sojourn of class c / mean service time of class c`` (the service time measured
+  in the FIFO run of the same cell): 1 when every class is slowed down alike;
+* throughput: completions inside the measured window per second.
+
+``--theory`` also checks the simulator's FIFO and SJF mean waits against Pollaczek–Khinchine
+and Phipps on the same mixed service-time distribution (:mod:`servelab.analysis.sched_theory`).
+
+Results: ``results/sched-study-<stamp>/`` with ``sim.parquet``, ``live.parquet`` (one row per
+cell), ``waits.parquet`` (per-request waits), ``live_records.parquet`` (the servers' traces of
+phase 2), ``traces/phase1.parquet``, ``predictor.joblib``, ``theory.parquet``, ``waits.png``
+and ``summary.json`` (with the command that reproduces the run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import shlex
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from servelab.core.config import CONCURRENCY, ServerConfig
+from servelab.core.profile import Profile, load_profile
+from servelab.core.workload import WorkloadSpec
+
+log = logging.getLogger(__name__)
+
+POLICIES: dict[str, tuple[str, str]] = {
+    "fifo": ("fifo", "mean"),
+    "priority": ("priority", "mean"),
+    "sjf-mean": ("sjf", "mean"),
+    "sjf-learned": ("sjf", "learned"),
+    "sjf-oracle": ("sjf", "oracle"),
+    "mlfq": ("mlfq", "mean"),
+}
+"""Study policy -> (queue policy, runtime predictor)."""
+SIM_ONLY = ("sjf-oracle",)
+LIVE_DEFAULT = ("fifo", "priority", "sjf-learned", "mlfq")
+SHORT = {"mobilenet_v2": "mnet", "lstm_forecaster": "lstm", "distilbert": "bert"}
+QUEUE_CAPACITY = 1024
+
+
+def short(model: str) -> str:
+    return SHORT.get(model, model[:6])
+
+
+def study_config(concurrency: str, policy: str, workers: int, models: Sequence[str]) -> ServerConfig:
+    """The configuration every cell uses: no model locks, a queue long enough for 95% load."""
+    return ServerConfig(
+        concurrency=concurrency, workers=workers, scheduler=POLICIES[policy][0],
+        model_lock="none", queue_capacity=QUEUE_CAPACITY, models=tuple(models),
+    )
+
+
+def at_rate(spec: WorkloadSpec, rate: float, duration: float, warmup: float, seed: int) -> WorkloadSpec:
+    """``spec``'s mix, sizes and priorities at mean ``rate`` for ``duration`` seconds."""
+    return replace(spec.scaled(rate / spec.mean_rate()), duration=duration, warmup_s=warmup,
+                   seed=seed, phases=())
+
+
+# -- metrics ------------------------------------------------------------------------------------
+
+
+def jain(x: Sequence[float]) -> float:
+    """Jain's fairness index of ``x`` (1 = all equal, 1/n = one takes everything)."""
+    a = np.asarray([v for v in x if np.isfinite(v)], dtype=float)
+    if a.size == 0 or not (a**2).sum() > 0:
+        return math.nan
+    return float(a.sum() ** 2 / (a.size * (a**2).sum()))
+
+
+def measured(rec: pd.DataFrame, start: float) -> pd.DataFrame:
+    """The ok requests that arrived after the warm-up, with wait, sojourn and service columns."""
+    ok = rec[(rec["status"] == "ok") & (rec["enqueue"] >= start)]
+    return ok.assign(
+        wait=ok["start"] - ok["enqueue"], sojourn=ok["end"] - ok["enqueue"],
+        service=ok["end"] - ok["start"],
+    )
+
+
+def cell_metrics(
+    rec: pd.DataFrame, start: float, stop: float, models: Sequence[str],
+    service_ref: Mapping[str, float] | None = None,
+) -> dict[str, Any]:
+    """The study's metrics of one run (records with run-relative times; see the module doc)."""
+    window = max(stop - start, 1e-12)
+    ok_all = rec["status"] == "ok"
+    done = ok_all & (rec["end"] >= start) & (rec["end"] <= stop)
+    m = measured(rec, start)
+    arrived = rec[rec["enqueue"] >= start]
+    out: dict[str, Any] = {
+        "requests": int(len(arrived)), "ok": int(len(m)),
+        "rejected": int((arrived["status"] == "rejected").sum()),
+        "timeout": int((arrived["status"] == "timeout").sum()),
+        "error": int((arrived["status"] == "error").sum()),
+        "offered": len(arrived) / window, "throughput": int(done.sum()) / window,
+        "wait_mean": float(m["wait"].mean()) if len(m) else math.nan,
+        "wait_p99": float(np.percentile(m["wait"], 99)) if len(m) else math.nan,
+        "wait_max": float(m["wait"].max()) if len(m) else math.nan,
+        "sojourn_mean": float(m["sojourn"].mean()) if len(m) else math.nan,
+    }
+    slow: list[float] = []
+    worst, worst_mean = "", -1.0
+    for model in models:
+        g = m[m["model"] == model]
+        w = g["wait"].to_numpy()
+        n = len(g)
+        service = (service_ref or {}).get(model, math.nan)
+        if not math.isfinite(service):
+            service = float(g["service"].mean()) if n else math.nan
+        out[f"n_{model}"] = n
+        out[f"wait_mean_{model}"] = float(w.mean()) if n else math.nan
+        out[f"wait_p99_{model}"] = float(np.percentile(w, 99)) if n else math.nan
+        out[f"wait_max_{model}"] = float(w.max()) if n else math.nan
+        out[f"sojourn_mean_{model}"] = float(g["sojourn"].mean()) if n else math.nan
+        out[f"sojourn_p99_{model}"] = float(np.percentile(g["sojourn"], 99)) if n else math.nan
+        out[f"service_mean_{model}"] = float(g["service"].mean()) if n else math.nan
+        x = out[f"sojourn_mean_{model}"] / service if n and service > 0 else math.nan
+        out[f"slowdown_{model}"] = x
+        slow.append(x)
+        if n and out[f"wait_mean_{model}"] > worst_mean:
+            worst, worst_mean = model, out[f"wait_mean_{model}"]
+    out["jain"] = jain(slow)
+    out["starved_class"] = worst
+    out["starved_max_wait"] = out.get(f"wait_max_{worst}", math.nan) if worst else math.nan
+    return out
+
+
+def service_means(rec: pd.DataFrame, start: float) -> dict[str, float]:
+    m = measured(rec, start)
+    return {str(k): float(v) for k, v in m.groupby("model", observed=True)["service"].mean().items()}
+
+
+def wait_rows(rec: pd.DataFrame, start: float, **labels: Any) -> pd.DataFrame:
+    m = measured(rec, start)
+    return pd.DataFrame({
+        **{k: [v] * len(m) for k, v in labels.items()},
+        "model": m["model"].astype(str).to_numpy(),
+        "wait": m["wait"].to_numpy(dtype=np.float32),
+        "sojourn": m["sojourn"].to_numpy(dtype=np.float32),
+    })
+
+
+# -- simulation ---------------------------------------------------------------------------------
+
+
+def mean_service(profile: Profile, spec: WorkloadSpec, seed: int = 0) -> float:
+    """Noise-free mean service time of ``spec``'s requests on ``profile`` (one request alone)."""
+    arr = at_rate(spec, 100.0, 200.0, 0.0, seed).generate()
+    total = 0.0
+    for j, name in enumerate(arr.models):
+        mp = profile.model(name)
+        s = arr.input_size[arr.model_idx == j].astype(float)
+        total += float((mp.preprocess.evaluate(s) + mp.forward.evaluate(s)
+                        + mp.postprocess.evaluate(s)).sum())
+    return total / max(len(arr), 1)
+
+
+def sim_capacity(profile: Profile, spec: WorkloadSpec, concurrency: str, workers: int,
+                 seed: int, requests: int = 6000) -> float:
+    """Completion rate of a saturated FIFO server (offered 2.5x the naive capacity)."""
+    from servelab.sim.run import simulate
+
+    guess = min(workers, profile.machine.cores) / mean_service(profile, spec, seed)
+    rate = 2.5 * guess
+    wl = at_rate(spec, rate, requests / rate, 0.2 * requests / rate, seed + 7)
+    res = simulate(study_config(concurrency, "fifo", workers, spec.models), wl, profile, seed=seed + 7)
+    return float(res.summary["throughput"])
+
+
+@dataclass
+class SimStudy:
+    cells: pd.DataFrame
+    waits: pd.DataFrame
+    capacity: dict[str, float]
+    predictor_mape: dict[str, float]
+
+
+def train_sim_predictor(
+    profile: Profile, spec: WorkloadSpec, concurrencies: Sequence[str], workers: int,
+    capacity: Mapping[str, float], loads: Sequence[float], requests: int, seed: int,
+) -> tuple[Any, dict[str, float]]:
+    """A learned predictor trained on simulated FIFO traces (other seeds), and its held-out MAPE."""
+    from servelab.analysis import predictor as P
+    from servelab.sim.run import simulate
+
+    frames = []
+    for conc in concurrencies:
+        for k, load in enumerate(loads):
+            rate = load * capacity[conc]
+            wl = at_rate(spec, rate, requests / rate, 0.0, seed + 1000 + k)
+            cfg = study_config(conc, "fifo", workers, spec.models)
+            frames.append(simulate(cfg, wl, profile, seed=seed + 1000 + k).records)
+    df = P.prepare(pd.concat(frames, ignore_index=True))
+    fit, held = P.split(df, 0.25, seed)
+    pred = P.train(fit, seed=seed)
+    return pred, P.evaluate(pred, held)
+
+
+def run_sim(
+    profile: Profile, spec: WorkloadSpec, concurrencies: Sequence[str], loads: Sequence[float],
+    policies: Sequence[str], workers: int, requests: int, seed: int,
+    learned: Any = None,
+) -> SimStudy:
+    """The simulated grid (see the module docstring)."""
+    from threadpoolctl import threadpool_limits
+
+    from servelab.core.learned import Context
+    from servelab.sim.run import simulate
+
+    capacity = {c: sim_capacity(profile, spec, c, workers, seed) for c in concurrencies}
+    for c, cap in capacity.items():
+        log.info("sim %s: capacity %.1f req/s", c, cap)
+    mape: dict[str, float] = {}
+    if "sjf-learned" in policies and learned is None:
+        t = time.perf_counter()
+        learned, mape = train_sim_predictor(
+            profile, spec, concurrencies, workers, capacity, loads, max(requests // 4, 500), seed)
+        log.info("sim predictor trained in %.1f s; held-out MAPE %.1f%%",
+                 time.perf_counter() - t, mape["overall"])
+    ordered = ["fifo"] + [p for p in policies if p != "fifo"]
+    rows, waits = [], []
+    for conc in concurrencies:
+        for load in loads:
+            rate = load * capacity[conc]
+            duration = requests / rate
+            warm = 0.1 * duration
+            wl = at_rate(spec, rate, duration, warm, seed)
+            ref: dict[str, float] | None = None
+            for policy in ordered:
+                if policy != "fifo" and policy not in policies:
+                    continue
+                cfg = study_config(conc, policy, workers, spec.models)
+                kind = POLICIES[policy][1]
+                pred: Any = kind
+                if kind == "learned":
+                    learned.context = Context.for_config(cfg)
+                    pred = learned
+                t = time.perf_counter()
+                with threadpool_limits(1):  # table builds: no OpenMP spinning on a busy machine
+                    rec = simulate(cfg, wl, profile, seed=seed, predictor=pred).records
+                if policy == "fifo":
+                    ref = service_means(rec, warm)
+                if policy not in policies:
+                    continue
+                row = cell_metrics(rec, warm, duration, spec.models, ref)
+                rows.append({"source": "sim", "concurrency": conc, "load": load, "rate": rate,
+                             "capacity": capacity[conc], "policy": policy, **row,
+                             "sim_wall_s": time.perf_counter() - t})
+                waits.append(wait_rows(rec, warm, source="sim", concurrency=conc, load=load,
+                                       policy=policy))
+    return SimStudy(pd.DataFrame(rows), pd.concat(waits, ignore_index=True), capacity, mape)
+
+
+# -- live -----------------------------------------------------------------------------------
+
+
+def shift_records(rec: pd.DataFrame) -> pd.DataFrame:
+    """Server-trace records with times relative to the run's first arrival."""
+    if rec.empty:
+        return rec
+    t0 = float(rec["intended_arrival"].min())
+    return rec.assign(**{c: rec[c] - t0 for c in ("intended_arrival", "enqueue", "start", "end")})
+
+
+def live_cell(srv: Any, spec: WorkloadSpec, config_id: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Drive a live server with ``spec``; its own trace of these requests (run-relative times)
+    and the load generator's summary."""
+    from servelab.analysis.results import records_frame
+    from servelab.loadgen.generator import SenderOptions
+    from servelab.loadgen.runner import LoadConfig, run_load
+
+    n0 = int(srv.get("/servelab/stats")["records"])
+    cfg = LoadConfig(target=srv.url, config_id=config_id, progress=False)
+    run = run_load(cfg, SenderOptions(timeout=60.0), spec=spec, write=False)
+    trace = srv.get("/servelab/trace")[n0:]
+    return shift_records(records_frame(trace)), run.summary
+
+
+@dataclass
+class LivePhase1:
+    capacity: float
+    note: str
+    traces: pd.DataFrame
+    steps: list[dict[str, Any]]
+
+
+def live_phase1(
+    srv: Any, spec: WorkloadSpec, config_id: str, guess: float, step_s: float, seed: int,
+    capacity: float | None = None, max_steps: int = 7,
+) -> LivePhase1:
+    """Traces for the predictor and the capacity: a FIFO server driven at a rising ladder of
+    rates (x1.35 a step from 0.4x the profile's guess) until completions fall below 90% of the
+    offered rate (or the load generator falls behind); the capacity is the highest completion
+    rate seen.  With ``capacity`` given, three steps at 0.5, 0.8 and 1.0 of it (traces only)."""
+    rates = ([f * capacity for f in (0.5, 0.8, 1.0)] if capacity
+             else [0.4 * guess * 1.35**k for k in range(max_steps)])
+    traces, steps, best, note = [], [], 0.0, ""
+    for k, rate in enumerate(rates):
+        wl = at_rate(spec, rate, step_s, min(1.0, step_s / 4), seed + 500 + k)
+        rec, client = live_cell(srv, wl, config_id)
+        s = cell_metrics(rec, wl.warmup_s, wl.total_duration, spec.models)
+        traces.append(rec.assign(step=k, rate=rate))
+        counts = client["counts"]
+        not_sent = counts.get("not_sent", 0) / max(client["requests"], 1)
+        steps.append({"rate": rate, "throughput": s["throughput"], "wait_mean": s["wait_mean"],
+                      "not_sent": not_sent})
+        log.info("phase 1: %.1f req/s offered -> %.1f completed, mean wait %.0f ms",
+                 rate, s["throughput"], s["wait_mean"] * 1e3)
+        best = max(best, s["throughput"])
+        if capacity:
+            continue
+        if not_sent > 0.02:
+            note = f"load generator fell behind at {rate:.0f} req/s"
+            break
+        if s["throughput"] < 0.9 * s["offered"]:
+            note = f"saturated at {rate:.0f} req/s offered"
+            break
+    else:
+        note = note or (f"given: {capacity:.1f} req/s" if capacity
+                        else f"not saturated up to {rates[-1]:.0f} req/s")
+    return LivePhase1(capacity or best, note, pd.concat(traces, ignore_index=True), steps)
+
+
+def training_frame(traces: pd.DataFrame, samples: Path | None, variant: str) -> pd.DataFrame:
+    from servelab.analysis import predictor as P
+
+    frames = [traces]
+    if samples is not None and samples.exists():
+        cal = P.calibration_traces(pd.read_parquet(samples), variant)
+        if len(cal):
+            log.info("adding %d calibration samples from %s", len(cal), samples)
+            frames.append(cal)
+    return pd.concat(frames, ignore_index=True)
+
+
+@dataclass
+class LiveStudy:
+    cells: pd.DataFrame
+    waits: pd.DataFrame
+    records: pd.DataFrame
+    phase1: dict[str, Any]
+    predictor: dict[str, Any]
+
+
+def run_live(
+    profile: Profile, spec: WorkloadSpec, concurrencies: Sequence[str], loads: Sequence[float],
+    policies: Sequence[str], workers: int, out: Path, duration: float, warmup: float,
+    step_s: float, variant: str, seed: int, predictor_path: Path | None = None,
+    capacity: float | None = None, samples: Path | None = None,
+) -> LiveStudy:
+    from threadpoolctl import threadpool_limits
+
+    from servelab.analysis import predictor as P
+    from servelab.analysis.results import write_parquet
+    from servelab.core.learned import Context
+    from servelab.servers.base import ServeOptions
+    from servelab.servers.launch import ServerProcess
+
+    bad = [p for p in policies if p in SIM_ONLY]
+    if bad:
+        raise ValueError(f"{bad}: the oracle needs a request's true service time before it runs; "
+                         "live servers cannot know it (simulation only)")
+    rows, waits, recs = [], [], []
+    phase1: dict[str, Any] = {}
+    pinfo: dict[str, Any] = {}
+    guess_s = mean_service(profile, spec, seed)
+    for conc in concurrencies:
+        cfg = study_config(conc, "fifo", workers, spec.models)
+        guess = min(workers, profile.machine.cores) / guess_s
+        t = time.perf_counter()
+        with ServerProcess(cfg, ServeOptions(port=0, variant=variant),
+                           log=out / f"server-{conc}-phase1.log") as srv:
+            p1 = live_phase1(srv, spec, cfg.config_id, guess, step_s, seed, capacity)
+        write_parquet(out / "traces" / f"phase1-{conc}.parquet", p1.traces)
+        phase1[conc] = {"capacity": p1.capacity, "note": p1.note, "steps": p1.steps,
+                        "wall_s": time.perf_counter() - t}
+        log.info("live %s: capacity %.1f req/s (%s)", conc, p1.capacity, p1.note)
+        path = predictor_path
+        if "sjf-learned" in policies and path is None:
+            path = out / f"predictor-{conc}.joblib"
+            df = P.prepare(training_frame(p1.traces, samples, variant))
+            fit, held = P.split(df, 0.25, seed)
+            t = time.perf_counter()
+            pred = P.train(fit, seed=seed)
+            P.save(pred, path)
+            pinfo[conc] = {"path": str(path), "train_rows": len(fit), "held_out_rows": len(held),
+                           "train_s": time.perf_counter() - t,
+                           "held_out_mape": P.evaluate(pred, held)}
+            ctx = Context.for_config(study_config(conc, "sjf-learned", workers, spec.models))
+            with threadpool_limits(1):
+                pinfo[conc]["us_per_prediction"] = P.prediction_cost_us(P.load(path, ctx), held)
+        for policy in policies:
+            cfg = study_config(conc, policy, workers, spec.models)
+            opts = ServeOptions(port=0, variant=variant, predictor=(
+                str(path) if POLICIES[policy][1] == "learned" and path else "mean"))
+            with ServerProcess(cfg, opts, log=out / f"server-{conc}-{policy}.log") as srv:
+                for load in loads:
+                    rate = load * p1.capacity
+                    wl = at_rate(spec, rate, duration, warmup, seed)
+                    t = time.perf_counter()
+                    rec, client = live_cell(srv, wl, cfg.config_id)
+                    rec = rec.assign(concurrency=conc, load=load, policy=policy)
+                    recs.append(rec)
+                    lat = client["latency_ms"]["overall"]
+                    rows.append({
+                        "source": "live", "concurrency": conc, "load": load, "rate": rate,
+                        "capacity": p1.capacity, "policy": policy,
+                        **cell_metrics(rec, warmup, duration, spec.models),
+                        "preemptions": int(rec.loc[rec["enqueue"] >= warmup, "preemptions"]
+                                           .sum()) if "preemptions" in rec else 0,
+                        "client_p50_ms": lat.get("p50", math.nan),
+                        "client_p99_ms": lat.get("p99", math.nan),
+                        "client_not_sent": client["counts"].get("not_sent", 0),
+                        "client_timeout": client["counts"].get("timeout", 0),
+                        "lag_p99_ms": client["lag_ms"].get("p99", math.nan),
+                        "wall_s": time.perf_counter() - t,
+                    })
+                    waits.append(wait_rows(rec, warmup, source="live", concurrency=conc,
+                                           load=load, policy=policy))
+                    log.info("live %s %s %.0f%%: mean wait %.1f ms", conc, policy, load * 100,
+                             rows[-1]["wait_mean"] * 1e3)
+        # The learned predictor, scored on the phase-2 requests (collected after training).
+        if path is not None and recs:
+            own = pd.concat([r for r in recs if r["concurrency"].iloc[0] == conc and
+                             r["policy"].iloc[0] != "mlfq"], ignore_index=True)
+            if len(own):
+                ctx = Context.for_config(study_config(conc, "sjf-learned", workers, spec.models))
+                pinfo.setdefault(conc, {"path": str(path)})
+                pinfo[conc]["phase2_rows"] = int(len(P.prepare(own)))
+                pinfo[conc]["phase2_mape"] = P.evaluate(P.load(path, ctx), own)
+                with threadpool_limits(1):
+                    pinfo[conc]["phase2_us_per_prediction"] = P.prediction_cost_us(
+                        P.load(path, ctx), own)
+                    pinfo[conc]["phase2_us_per_prediction_warm"] = P.prediction_cost_us(
+                        P.load(path, ctx), own, warm=True)
+    cells = pd.DataFrame(rows)
+    cells = _add_live_slowdown(cells, spec.models)
+    return LiveStudy(cells, pd.concat(waits, ignore_index=True) if waits else pd.DataFrame(),
+                     pd.concat(recs, ignore_index=True) if recs else pd.DataFrame(),
+                     phase1, pinfo)
+
+
+def _add_live_slowdown(cells: pd.DataFrame, models: Sequence[str]) -> pd.DataFrame:
+    """Recompute slowdowns and Jain with the FIFO cell's service times as the reference."""
+    if cells.empty or "fifo" not in set(cells["policy"]):
+        return cells
+    cells = cells.copy()
+    for i, row in cells.iterrows():
+        ref = cells[(cells["policy"] == "fifo") & (cells["concurrency"] == row["concurrency"])
+                    & (cells["load"] == row["load"])]
+        if ref.empty:
+            continue
+        xs = []
+        for m in models:
+            s = float(ref[f"service_mean_{m}"].iloc[0])
+            x = row[f"sojourn_mean_{m}"] / s if s > 0 else math.nan
+            cells.at[i, f"slowdown_{m}"] = x
+            xs.append(x)
+        cells.at[i, "jain"] = jain(xs)
+    return cells
+
+
+# -- reporting ----------------------------------------------------------------------------------
+
+
+def format_cells(cells: pd.DataFrame, models: Sequence[str]) -> str:
+    """One block per (source, concurrency, load): a row per policy."""
+    if cells.empty:
+        return ""
+    cls = " ".join(f"{short(m):>6}" for m in models)
+    head = (f"  {'policy':<12} mean wait ms: {cls} {'all':>6} | p99 wait ms: {cls} | "
+            f"{'starved (max wait)':<19} {'Jain':>5} {'thr/s':>6} {'vs FIFO':>8}")
+    lines = []
+    for (src, conc, load), g in cells.groupby(["source", "concurrency", "load"], sort=False):
+        r0 = g.iloc[0]
+        lines.append(f"{src} {conc} at {load:.0%} of capacity ({r0['rate']:.1f} of "
+                     f"{r0['capacity']:.1f} req/s)")
+        lines.append(head)
+        fifo = g[g["policy"] == "fifo"]
+        base = float(fifo["wait_mean"].iloc[0]) if len(fifo) else math.nan
+        for _, r in g.iterrows():
+            means = " ".join(f"{r[f'wait_mean_{m}'] * 1e3:>6.1f}" for m in models)
+            p99s = " ".join(f"{r[f'wait_p99_{m}'] * 1e3:>6.0f}" for m in models)
+            starve = (f"{short(r['starved_class'])} {r['starved_max_wait'] * 1e3:.0f} ms"
+                      if r["starved_class"] else "-")
+            vs = f"{r['wait_mean'] / base - 1:>+8.0%}" if base > 0 else f"{'':>8}"
+            lines.append(f"  {r['policy']:<12} {'':13}{means} {r['wait_mean'] * 1e3:>6.1f} | "
+                         f"{'':12} {p99s} | {starve:<19} {r['jain']:>5.2f} "
+                         f"{r['throughput']:>6.1f} {vs}")
+    return "\n".join(lines)
+
+
+def targets(cells: pd.DataFrame, models: Sequence[str]) -> list[dict[str, Any]]:
+    """Per cell: SJF vs FIFO, learned vs oracle, what MLFQ costs and buys."""
+    out = []
+    for (src, conc, load), g in cells.groupby(["source", "concurrency", "load"], sort=False):
+        by = {r["policy"]: r for _, r in g.iterrows()}
+        if "fifo" not in by:
+            continue
+        f = by["fifo"]
+        slow = max(models, key=lambda m: np.nan_to_num(f[f"service_mean_{m}"]))
+        row: dict[str, Any] = {"source": src, "concurrency": conc, "load": load}
+        for p in ("sjf-learned", "sjf-oracle", "sjf-mean", "priority", "mlfq"):
+            if p in by:
+                row[f"{p}_cut"] = 1 - by[p]["wait_mean"] / f["wait_mean"]
+        if "sjf-learned" in by and "sjf-oracle" in by:
+            lw, ow, fw = by["sjf-learned"]["wait_mean"], by["sjf-oracle"]["wait_mean"], f["wait_mean"]
+            row["learned_over_oracle"] = lw / ow if ow > 0 else math.nan
+            row["learned_gap_closed"] = (fw - lw) / (fw - ow) if fw > ow else math.nan
+        if "mlfq" in by:
+            m = by["mlfq"]
+            fast = [x for x in models if x != slow]
+            row["mlfq_fast_wait_cut"] = 1 - (
+                sum(m[f"wait_mean_{x}"] * m[f"n_{x}"] for x in fast) / sum(m[f"n_{x}"] for x in fast)
+            ) / (sum(f[f"wait_mean_{x}"] * f[f"n_{x}"] for x in fast) / sum(f[f"n_{x}"] for x in fast))
+            row["mlfq_slow_sojourn_change"] = m[f"sojourn_mean_{slow}"] / f[f"sojourn_mean_{slow}"] - 1
+            row["mlfq_slow_p99_sojourn_change"] = (
+                m[f"sojourn_p99_{slow}"] / f[f"sojourn_p99_{slow}"] - 1)
+            row["mlfq_throughput_change"] = m["throughput"] / f["throughput"] - 1
+            row["mlfq_jain"], row["fifo_jain"] = m["jain"], f["jain"]
+            if "preemptions" in m and m["ok"]:
+                row["mlfq_preemptions_per_request"] = m["preemptions"] / m["ok"]
+        out.append(row)
+    return out
+
+
+def format_targets(rows: Sequence[Mapping[str, Any]]) -> str:
+    lines = []
+    for r in rows:
+        parts = [f"{r['source']} {r['concurrency']} {r['load']:.0%}:"]
+        if "sjf-learned_cut" in r:
+            ok = "meets" if r["sjf-learned_cut"] >= 0.2 else "MISSES"
+            parts.append(f"SJF(learned) cuts mean wait {r['sjf-learned_cut']:.0%} vs FIFO "
+                         f"({ok} >= 20%)")
+        if "sjf-oracle_cut" in r:
+            parts.append(f"oracle {r['sjf-oracle_cut']:.0%}")
+        if "learned_gap_closed" in r:
+            parts.append(f"learned/oracle wait x{r['learned_over_oracle']:.2f} "
+                         f"({r['learned_gap_closed']:.0%} of the oracle's gain)")
+        if "mlfq_fast_wait_cut" in r:
+            parts.append(f"MLFQ: fast classes' wait {-r['mlfq_fast_wait_cut']:+.0%}, "
+                         f"DistilBERT sojourn {r['mlfq_slow_sojourn_change']:+.0%} "
+                         f"(p99 {r['mlfq_slow_p99_sojourn_change']:+.0%}), throughput "
+                         f"{r['mlfq_throughput_change']:+.1%}, Jain {r['fifo_jain']:.2f}->"
+                         f"{r['mlfq_jain']:.2f}")
+            if "mlfq_preemptions_per_request" in r:
+                parts.append(f"{r['mlfq_preemptions_per_request']:.2f} preemptions/request")
+        lines.append(" ".join(parts[:1]) + " " + "; ".join(parts[1:]))
+    return "\n".join(lines)
+
+
+def plot_waits(waits: pd.DataFrame, path: Path, concurrency: str | None = None) -> Path | None:
+    """Waiting-time distributions (CCDF, log time axis) per policy: a row per source, a column
+    per load."""
+    if waits.empty:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = []
+    for src in ("sim", "live"):
+        w = waits[waits["source"] == src]
+        if w.empty:
+            continue
+        conc = concurrency if concurrency in set(w["concurrency"]) else w["concurrency"].iloc[0]
+        panels.append((src, conc, w[w["concurrency"] == conc]))
+    loads = sorted(set(waits["load"]))
+    fig, axes = plt.subplots(len(panels), len(loads), figsize=(4.2 * len(loads), 3.4 * len(panels)),
+                             squeeze=False, sharey=True)
+    floor = 1e-4
+    for i, (src, conc, w) in enumerate(panels):
+        for j, load in enumerate(loads):
+            ax = axes[i][j]
+            for policy, g in w[w["load"] == load].groupby("policy", sort=False):
+                x = np.sort(np.maximum(g["wait"].to_numpy(dtype=float), floor))
+                if not x.size:
+                    continue
+                ccdf = 1.0 - np.arange(x.size) / x.size
+                ax.step(x, ccdf, where="post", label=f"{policy} (mean {x.mean() * 1e3:.0f} ms)")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_ylim(1e-3 if src == "sim" else 5e-3, 1.05)
+            ax.set_title(f"{src} {conc}, {load:.0%} load", fontsize=9)
+            ax.set_xlabel("waiting time (s)")
+            if j == 0:
+                ax.set_ylabel("P(wait > t)")
+            ax.legend(fontsize=6)
+            ax.grid(alpha=0.3, which="both")
+    fig.suptitle("mixed workload: waiting-time distribution per policy", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+# -- command ------------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", help="calibrated profile (default: the design-doc profile)")
+    parser.add_argument("--workload", default="mixed", help="shipped workload name or file")
+    parser.add_argument("--loads", nargs="+", type=float, default=[0.5, 0.8, 0.95],
+                        help="fractions of each configuration's capacity")
+    parser.add_argument("--workers", type=int, default=2, help="workers per server")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, help="results folder (default: results/sched-study-*)")
+    g = parser.add_argument_group("simulation")
+    g.add_argument("--no-sim", action="store_true", help="skip the simulated grid")
+    g.add_argument("--sim-concurrency", nargs="+", default=list(CONCURRENCY), choices=CONCURRENCY)
+    g.add_argument("--sim-policies", nargs="+", default=list(POLICIES), choices=list(POLICIES))
+    g.add_argument("--sim-requests", type=int, default=20000, help="simulated requests per cell")
+    g.add_argument("--theory-requests", type=int, default=60000,
+                   help="requests per theory-check run (0 = skip the check)")
+    g = parser.add_argument_group("live")
+    g.add_argument("--no-live", action="store_true", help="skip the live servers")
+    g.add_argument("--live-concurrency", nargs="+", default=["threads"], choices=CONCURRENCY)
+    g.add_argument("--live-policies", nargs="+", default=list(LIVE_DEFAULT),
+                   choices=[p for p in POLICIES if p not in SIM_ONLY])
+    g.add_argument("--live-duration", type=float, default=30.0, help="seconds per live cell")
+    g.add_argument("--live-warmup", type=float, default=5.0,
+                   help="seconds at the start of each live cell left out of the metrics")
+    g.add_argument("--trace-step", type=float, default=8.0,
+                   help="seconds per phase-1 step (traces and capacity ladder)")
+    g.add_argument("--live-capacity", type=float,
+                   help="skip the capacity ladder: use this many req/s as the capacity")
+    g.add_argument("--predictor", type=Path,
+                   help="use this learned predictor for sjf-learned instead of training one")
+    g.add_argument("--calibration-samples", type=Path,
+                   help="extra training data (default: <profile>.samples.parquet if present)")
+    g.add_argument("--variant", default="full", choices=("full", "tiny"), help="live model size")
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The ``servelab sched-study`` command that reproduces ``args`` (defaults left out)."""
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    defaults = vars(parser.parse_args([]))
+    argv = ["servelab", "sched-study"]
+    for k, v in sorted(vars(args).items()):
+        if k == "out" or v is None or v is False or v == defaults.get(k):
+            continue
+        flag = "--" + k.replace("_", "-")
+        if v is True:
+            argv.append(flag)
+        elif isinstance(v, list):
+            argv += [flag, *map(str, v)]
+        else:
+            argv += [flag, str(v)]
+    return shlex.join(argv)
+
+
+def _json_cells(cells: pd.DataFrame) -> list[dict[str, Any]]:
+    return [] if cells.empty else cells.replace({np.nan: None}).to_dict("records")
+
+
+def run(args: argparse.Namespace) -> int:
+    from servelab.analysis.results import new_run_dir, write_json, write_parquet
+    from servelab.workloads import load_workload
+
+    t_start = time.perf_counter()
+    profile = load_profile(args.profile)
+    spec = load_workload(args.workload)
+    models = list(spec.models)
+    out = args.out or new_run_dir("sched-study")
+    out.mkdir(parents=True, exist_ok=True)
+    cmd = command_line(args)
+    summary: dict[str, Any] = {
+        "command": cmd, "profile": args.profile or "(design-doc default)",
+        "profile_source": profile.machine.source, "workload": spec.to_dict(),
+        "definitions": {
+            "wait": "start - enqueue (time to first service), ok requests after the warm-up",
+            "starvation": "longest wait of the class with the highest mean wait",
+            "jain": "Jain's index over per-class mean slowdown = mean sojourn / mean service "
+                    "time (service measured in the FIFO run of the same cell)",
+            "throughput": "completions inside the measured window per second",
+        },
+    }
+    waits = []
+    if args.theory_requests:
+        from servelab.analysis.sched_theory import format_theory, theory_check
+
+        t = time.perf_counter()
+        rows = theory_check(profile, spec, (0.5, 0.8), args.theory_requests, args.seed)
+        print("Theory check: M/G/1 on the mixed service-time distribution (no overheads)")
+        print(format_theory(rows))
+        write_parquet(out / "theory.parquet", pd.DataFrame([r.row() for r in rows]))
+        summary["theory"] = [r.row() for r in rows]
+        summary["theory_wall_s"] = time.perf_counter() - t
+        print()
+    if not args.no_sim:
+        t = time.perf_counter()
+        learned = None
+        if args.predictor is not None and "sjf-learned" in args.sim_policies:
+            from servelab.analysis.predictor import load
+
+            learned = load(args.predictor)
+        sim = run_sim(profile, spec, args.sim_concurrency, args.loads, args.sim_policies,
+                      args.workers, args.sim_requests, args.seed, learned)
+        write_parquet(out / "sim.parquet", sim.cells)
+        waits.append(sim.waits)
+        summary["sim"] = {"capacity": sim.capacity, "predictor_held_out_mape": sim.predictor_mape,
+                          "cells": _json_cells(sim.cells), "targets": targets(sim.cells, models),
+                          "wall_s": time.perf_counter() - t}
+        print(f"Simulation ({args.sim_requests} requests per cell, profile: "
+              f"{profile.machine.source})")
+        if sim.predictor_mape:
+            print("  simulated learned predictor, held-out MAPE: " + ", ".join(
+                f"{k} {v:.1f}%" for k, v in sim.predictor_mape.items()))
+        print(format_cells(sim.cells, models))
+        print(format_targets(summary["sim"]["targets"]))
+        print()
+        write_json(out / "summary.json", summary)
+    if not args.no_live:
+        t = time.perf_counter()
+        samples = args.calibration_samples
+        if samples is None and args.profile:
+            samples = Path(args.profile).with_suffix(".samples.parquet")
+        live = run_live(
+            profile, spec, args.live_concurrency, args.loads, args.live_policies, args.workers,
+            out, args.live_duration, args.live_warmup, args.trace_step, args.variant, args.seed,
+            args.predictor, args.live_capacity, samples,
+        )
+        write_parquet(out / "live.parquet", live.cells)
+        if not live.records.empty:
+            write_parquet(out / "live_records.parquet", live.records)
+        waits.append(live.waits)
+        summary["live"] = {"phase1": live.phase1, "predictor": live.predictor,
+                           "cells": _json_cells(live.cells),
+                           "targets": targets(live.cells, models),
+                           "wall_s": time.perf_counter() - t}
+        print(f"Live ({args.variant} models, {args.live_duration:g} s per cell, waits from the "
+              "servers' traces)")
+        for conc, p in live.phase1.items():
+            print(f"  {conc}: capacity {p['capacity']:.1f} req/s ({p['note']})")
+        for conc, p in live.predictor.items():
+            for key, label in (("held_out_mape", "phase-1 held-out"),
+                               ("phase2_mape", "phase-2 requests (never seen in training)")):
+                if key in p:
+                    print(f"  learned predictor ({conc}), MAPE on {label}: " + ", ".join(
+                        f"{k} {v:.1f}%" for k, v in p[key].items()))
+            for key, label in (("us_per_prediction", "phase-1 held-out, tables built on demand"),
+                               ("phase2_us_per_prediction", "phase-2, tables built on demand"),
+                               ("phase2_us_per_prediction_warm", "phase-2, tables prebuilt")):
+                if key in p:
+                    print(f"  prediction cost ({label}): {p[key]:.1f} us/request amortised")
+        print(format_cells(live.cells, models))
+        print(format_targets(summary["live"]["targets"]))
+        print()
+    all_waits = pd.concat([w for w in waits if not w.empty], ignore_index=True) if waits else None
+    if all_waits is not None and len(all_waits):
+        write_parquet(out / "waits.parquet", all_waits)
+        live_conc = args.live_concurrency[0] if not args.no_live else None
+        png = plot_waits(all_waits, out / "waits.png", live_conc)
+        summary["plot"] = str(png) if png else None
+    summary["wall_s"] = time.perf_counter() - t_start
+    write_json(out / "summary.json", summary)
+    print(f"results in {out} ({summary['wall_s']:.0f} s)\nreproduce: {cmd}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(prog="servelab sched-study", description=__doc__)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
