@@ -142,10 +142,11 @@ def compare(a: Profile, b: Profile) -> tuple[float, list[tuple[str, float, float
     rows = []
     for name in sorted(set(a.models) & set(b.models)):
         ma, mb = a.models[name], b.models[name]
-        sizes = sorted({p[0] for p in ma.forward.points} & {p[0] for p in mb.forward.points}) or [1.0]
-        for s in sizes:
+        sizes = sorted({p[0] for p in ma.forward.points} & {p[0] for p in mb.forward.points})
+        for s in sizes or [1.0]:  # no points: a size-independent (fixed) cost
             x, y = ma.mean_service(s), mb.mean_service(s)
-            rows.append((f"{name}@{int(s)}", x * 1e3, y * 1e3, abs(x - y) / min(x, y)))
+            key = f"{name}@{int(s)}" if sizes else name
+            rows.append((key, x * 1e3, y * 1e3, abs(x - y) / min(x, y)))
     if not rows:
         raise ValueError("the two profiles share no model")
     return max(r[3] for r in rows), rows
