@@ -152,7 +152,8 @@ class Server(ABC):
         self.config = config
         self.options = options or ServeOptions()
         self.models = models if models is not None else get_servables(
-            config.models, self.options.variant, self.options.weights_dir, self.options.seed
+            config.models, self.options.variant, self.options.weights_dir, self.options.seed,
+            config.kernel,
         )
         missing = [m for m in config.models if m not in self.models]
         if missing:

@@ -48,7 +48,16 @@ def get_servable(
 
 def get_servables(
     names: Sequence[str], variant: str = "full", weights_dir: str | Path | None = None,
-    seed: int = 0,
+    seed: int = 0, kernel: str = "torch",
 ) -> dict[str, ZooModel]:
-    """``{name: model}`` for every name (duplicates removed, order kept), not yet loaded."""
-    return {n: get_servable(n, variant, weights_dir, seed) for n in dict.fromkeys(names)}
+    """``{name: model}`` for every name (duplicates removed, order kept), not yet loaded.
+
+    ``kernel`` (``--kernel``: torch, c-release, c-hold, python) swaps in the ffi/ kernels for the
+    models that have them (MobileNetV2 preprocessing, the LSTM forward pass); others run as
+    they are."""
+    models = {n: get_servable(n, variant, weights_dir, seed) for n in dict.fromkeys(names)}
+    if kernel == "torch":
+        return models
+    from servelab.ffi import apply_kernel
+
+    return {n: apply_kernel(m, kernel) for n, m in models.items()}

@@ -144,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    models = get_servables(spec["models"], spec["variant"], spec.get("weights_dir"), spec["seed"])
+    models = get_servables(spec["models"], spec["variant"], spec.get("weights_dir"), spec["seed"],
+                           spec.get("kernel", "torch"))
     for m in models.values():
         m.load()
     arenas = [(Arena.attach(a), Arena.attach(b)) for a, b in spec["arenas"]]
