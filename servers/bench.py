@@ -26,33 +26,26 @@ import logging
 import math
 import os
 import platform
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from servelab.core.config import ServerConfig
+from servelab.servers import launch
+from servelab.servers.base import ServeOptions
 from servelab.servers.bench_client import Client, LoadResult
 
 log = logging.getLogger(__name__)
 
-SERVER_FLAGS: dict[str, list[str]] = {
-    "threads": ["--concurrency", "threads"],
-    "processes": ["--concurrency", "processes"],
-    "async-thread": ["--concurrency", "async", "--offload", "thread"],
-    "async-inline": ["--concurrency", "async", "--offload", "inline"],
-    "async-process": ["--concurrency", "async", "--offload", "process"],
-}
 DEFAULT_SLO_MS = {"distilbert": 2000.0}
 SLO_MS = 100.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--servers", nargs="+", default=list(SERVER_FLAGS),
-                        choices=list(SERVER_FLAGS), help="server configurations to measure")
+    parser.add_argument("--servers", nargs="+", default=list(KINDS),
+                        choices=list(KINDS), help="server configurations to measure")
     parser.add_argument("--models", nargs="*",
                         default=["mobilenet_v2", "distilbert", "lstm_forecaster"])
     parser.add_argument("--pool-sizes", nargs="+", type=int, default=[1, 2],
@@ -87,53 +80,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # -- one server subprocess ---------------------------------------------------------------------
-class ServerProcess:
+KINDS: dict[str, dict[str, str]] = {
+    "threads": {"concurrency": "threads"},
+    "processes": {"concurrency": "processes"},
+    "async-thread": {"concurrency": "async", "offload": "thread"},
+    "async-inline": {"concurrency": "async", "offload": "inline"},
+    "async-process": {"concurrency": "async", "offload": "process"},
+}
+
+
+class ServerProcess(launch.ServerProcess):
+    """A benchmarked server: the configuration a bench step names, launched as a subprocess."""
+
     def __init__(self, label: str, model: str, workers: int, max_batch: int, timeout_ms: float,
                  args: argparse.Namespace, logdir: Path):
         self.label = label
-        flags = [
-            *SERVER_FLAGS[label], "--workers", str(workers), "--models", model,
-            "--max-batch", str(max_batch), "--batch-timeout-ms", str(timeout_ms),
-            "--scheduler", args.scheduler, "--intra-op-threads", str(args.intra_op_threads),
-            "--model-lock", args.model_lock, "--variant", args.variant, "--port", "0",
-            "--queue-capacity", "1024", "--drain-timeout-s", "5", "--seed", str(args.seed),
-        ]
-        self.cmd = [sys.executable, "-m", "servelab.servers.commands", *flags]
-        name = f"{label}-{model}-w{workers}-b{max_batch}.log"
-        self.log = open(logdir / name, "w")  # noqa: SIM115
-        self.proc: subprocess.Popen[str] | None = None
-        self.url = ""
-
-    def __enter__(self) -> ServerProcess:
-        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=self.log, text=True)
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if "ready at " not in line:
-            self.__exit__()
-            raise RuntimeError(f"server {' '.join(self.cmd)} did not start; see {self.log.name}")
-        self.url = line.strip().rsplit(" ", 1)[-1]
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-
-    @property
-    def hostport(self) -> tuple[str, int]:
-        host, port = self.url.removeprefix("http://").rsplit(":", 1)
-        return host, int(port)
-
-    def get(self, path: str) -> Any:
-        import urllib.request
-
-        with urllib.request.urlopen(self.url + path, timeout=60) as r:  # noqa: S310 (localhost)
-            return json.loads(r.read())
+        config = ServerConfig(
+            **KINDS[label], workers=workers, models=(model,), max_batch=max_batch,
+            batch_timeout_ms=timeout_ms, scheduler=args.scheduler,
+            intra_op_threads=args.intra_op_threads, model_lock=args.model_lock,
+            queue_capacity=1024,
+        )
+        options = ServeOptions(port=0, variant=args.variant, drain_timeout_s=5, seed=args.seed)
+        log = logdir / f"{label}-{model}-w{workers}-b{max_batch}.log"
+        super().__init__(config, options, log=log)
 
     def wait_idle(self, timeout: float = 60.0) -> None:
         end = time.monotonic() + timeout
