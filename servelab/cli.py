@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sweep": ("servelab.sim.cmd_sweep", "simulate configurations x workloads; the oracle table"),
     "crosscheck": ("servelab.analysis.crosscheck", "simulated vs live latency and throughput"),
     "predictor": ("servelab.analysis.predictor", "train or evaluate the learned runtime predictor"),
+    "sched-study": ("servelab.analysis.sched_study", "FIFO vs Priority vs SJF vs MLFQ, simulated and live"),
     "demo": ("servelab.analysis.demo", "the main job: an end-to-end run of the pipeline"),
     # Benchmarks: commands that write results/, never timed tests.
     "bench serve": ("servelab.servers.bench", "benchmark the live servers (throughput, p50/p99)"),
