@@ -82,6 +82,7 @@ POLICIES: dict[str, tuple[str, str]] = {
 """Study policy -> (queue policy, runtime predictor)."""
 SIM_ONLY = ("sjf-oracle",)
 LIVE_DEFAULT = ("fifo", "priority", "sjf-learned", "mlfq")
+COLORS = {p: f"C{i}" for i, p in enumerate(POLICIES)}
 SHORT = {"mobilenet_v2": "mnet", "lstm_forecaster": "lstm", "distilbert": "bert"}
 QUEUE_CAPACITY = 1024
 
@@ -227,6 +228,8 @@ def train_sim_predictor(
     capacity: Mapping[str, float], loads: Sequence[float], requests: int, seed: int,
 ) -> tuple[Any, dict[str, float]]:
     """A learned predictor trained on simulated FIFO traces (other seeds), and its held-out MAPE."""
+    from threadpoolctl import threadpool_limits
+
     from servelab.analysis import predictor as P
     from servelab.sim.run import simulate
 
@@ -239,7 +242,8 @@ def train_sim_predictor(
             frames.append(simulate(cfg, wl, profile, seed=seed + 1000 + k).records)
     df = P.prepare(pd.concat(frames, ignore_index=True))
     fit, held = P.split(df, 0.25, seed)
-    pred = P.train(fit, seed=seed)
+    with threadpool_limits(1):  # OpenMP barriers spin badly on a busy 2-core machine
+        pred = P.train(fit, seed=seed)
     return pred, P.evaluate(pred, held)
 
 
@@ -323,6 +327,14 @@ def live_cell(srv: Any, spec: WorkloadSpec, config_id: str) -> tuple[pd.DataFram
     return shift_records(records_frame(trace)), run.summary
 
 
+def warm_server(srv: Any, spec: WorkloadSpec, rate: float, config_id: str, seconds: float,
+                seed: int) -> None:
+    """A short unrecorded run, so that no measured cell pays for a fresh server's first
+    inferences (lazy initialisation, allocator growth)."""
+    if seconds > 0:
+        live_cell(srv, at_rate(spec, rate, seconds, 0.0, seed + 900), config_id)
+
+
 @dataclass
 class LivePhase1:
     capacity: float
@@ -336,11 +348,11 @@ def live_phase1(
     capacity: float | None = None, max_steps: int = 7,
 ) -> LivePhase1:
     """Traces for the predictor and the capacity: a FIFO server driven at a rising ladder of
-    rates (x1.35 a step from 0.4x the profile's guess) until completions fall below 90% of the
+    rates (x1.3 a step from 0.4x ``guess``, the simulated capacity) until completions fall below 90% of the
     offered rate (or the load generator falls behind); the capacity is the highest completion
     rate seen.  With ``capacity`` given, three steps at 0.5, 0.8 and 1.0 of it (traces only)."""
     rates = ([f * capacity for f in (0.5, 0.8, 1.0)] if capacity
-             else [0.4 * guess * 1.35**k for k in range(max_steps)])
+             else [0.4 * guess * 1.3**k for k in range(max_steps)])
     traces, steps, best, note = [], [], 0.0, ""
     for k, rate in enumerate(rates):
         wl = at_rate(spec, rate, step_s, min(1.0, step_s / 4), seed + 500 + k)
@@ -393,7 +405,7 @@ def run_live(
     profile: Profile, spec: WorkloadSpec, concurrencies: Sequence[str], loads: Sequence[float],
     policies: Sequence[str], workers: int, out: Path, duration: float, warmup: float,
     step_s: float, variant: str, seed: int, predictor_path: Path | None = None,
-    capacity: float | None = None, samples: Path | None = None,
+    capacity: float | None = None, samples: Path | None = None, warm_s: float = 4.0,
 ) -> LiveStudy:
     from threadpoolctl import threadpool_limits
 
@@ -410,13 +422,13 @@ def run_live(
     rows, waits, recs = [], [], []
     phase1: dict[str, Any] = {}
     pinfo: dict[str, Any] = {}
-    guess_s = mean_service(profile, spec, seed)
     for conc in concurrencies:
         cfg = study_config(conc, "fifo", workers, spec.models)
-        guess = min(workers, profile.machine.cores) / guess_s
+        guess = capacity or sim_capacity(profile, spec, conc, workers, seed)
         t = time.perf_counter()
         with ServerProcess(cfg, ServeOptions(port=0, variant=variant),
                            log=out / f"server-{conc}-phase1.log") as srv:
+            warm_server(srv, spec, 0.3 * guess, cfg.config_id, warm_s, seed)
             p1 = live_phase1(srv, spec, cfg.config_id, guess, step_s, seed, capacity)
         write_parquet(out / "traces" / f"phase1-{conc}.parquet", p1.traces)
         phase1[conc] = {"capacity": p1.capacity, "note": p1.note, "steps": p1.steps,
@@ -428,7 +440,8 @@ def run_live(
             df = P.prepare(training_frame(p1.traces, samples, variant))
             fit, held = P.split(df, 0.25, seed)
             t = time.perf_counter()
-            pred = P.train(fit, seed=seed)
+            with threadpool_limits(1):
+                pred = P.train(fit, seed=seed)
             P.save(pred, path)
             pinfo[conc] = {"path": str(path), "train_rows": len(fit), "held_out_rows": len(held),
                            "train_s": time.perf_counter() - t,
@@ -441,6 +454,7 @@ def run_live(
             opts = ServeOptions(port=0, variant=variant, predictor=(
                 str(path) if POLICIES[policy][1] == "learned" and path else "mean"))
             with ServerProcess(cfg, opts, log=out / f"server-{conc}-{policy}.log") as srv:
+                warm_server(srv, spec, 0.3 * p1.capacity, cfg.config_id, warm_s, seed)
                 for load in loads:
                     rate = load * p1.capacity
                     wl = at_rate(spec, rate, duration, warmup, seed)
@@ -475,6 +489,7 @@ def run_live(
                 pinfo.setdefault(conc, {"path": str(path)})
                 pinfo[conc]["phase2_rows"] = int(len(P.prepare(own)))
                 pinfo[conc]["phase2_mape"] = P.evaluate(P.load(path, ctx), own)
+                pinfo[conc]["phase2_mape_floor"] = P.mape_floor(own)
                 with threadpool_limits(1):
                     pinfo[conc]["phase2_us_per_prediction"] = P.prediction_cost_us(
                         P.load(path, ctx), own)
@@ -625,7 +640,8 @@ def plot_waits(waits: pd.DataFrame, path: Path, concurrency: str | None = None) 
                 if not x.size:
                     continue
                 ccdf = 1.0 - np.arange(x.size) / x.size
-                ax.step(x, ccdf, where="post", label=f"{policy} (mean {x.mean() * 1e3:.0f} ms)")
+                ax.step(x, ccdf, where="post", color=COLORS.get(str(policy)),
+                        label=f"{policy} (mean {x.mean() * 1e3:.0f} ms)")
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_ylim(1e-3 if src == "sim" else 5e-3, 1.05)
@@ -670,6 +686,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="seconds at the start of each live cell left out of the metrics")
     g.add_argument("--trace-step", type=float, default=8.0,
                    help="seconds per phase-1 step (traces and capacity ladder)")
+    g.add_argument("--server-warmup", type=float, default=4.0,
+                   help="seconds of unrecorded load on each fresh server before measuring")
     g.add_argument("--live-capacity", type=float,
                    help="skip the capacity ladder: use this many req/s as the capacity")
     g.add_argument("--predictor", type=Path,
@@ -767,7 +785,7 @@ def run(args: argparse.Namespace) -> int:
         live = run_live(
             profile, spec, args.live_concurrency, args.loads, args.live_policies, args.workers,
             out, args.live_duration, args.live_warmup, args.trace_step, args.variant, args.seed,
-            args.predictor, args.live_capacity, samples,
+            args.predictor, args.live_capacity, samples, args.server_warmup,
         )
         write_parquet(out / "live.parquet", live.cells)
         if not live.records.empty:
@@ -783,7 +801,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {conc}: capacity {p['capacity']:.1f} req/s ({p['note']})")
         for conc, p in live.predictor.items():
             for key, label in (("held_out_mape", "phase-1 held-out"),
-                               ("phase2_mape", "phase-2 requests (never seen in training)")):
+                               ("phase2_mape", "phase-2 requests (never seen in training)"),
+                               ("phase2_mape_floor", "phase-2, floor: best constant per "
+                                "(model, size, batch) fitted on them")):
                 if key in p:
                     print(f"  learned predictor ({conc}), MAPE on {label}: " + ", ".join(
                         f"{k} {v:.1f}%" for k, v in p[key].items()))

@@ -153,7 +153,7 @@ def test_study_command_end_to_end_on_tiny_models(tmp_path, capsys):
         "--sim-concurrency", "threads", "--sim-requests", "1500", "--theory-requests", "0",
         "--variant", "tiny", "--live-concurrency", "threads",
         "--live-policies", "fifo", "sjf-learned", "--live-duration", "3", "--live-warmup", "0.5",
-        "--live-capacity", "40", "--trace-step", "2",
+        "--live-capacity", "40", "--trace-step", "2", "--server-warmup", "0.5",
     ])
     with threadpool_limits(1):
         assert S.run(args) == 0
