@@ -42,9 +42,14 @@ def plan(
         # Service time vs input size (batch 1), and batch scaling at the default size, with one
         # intra-op thread; then more intra-op threads, each count in its own process.
         batches = [4] if quick else [2, 4, 8]
-        pts.append(Point("service", {**v, "sizes": list(sizes[m]), "batches": batches}, 2, samples))
+        min_time = 0.5 if quick else 2.0  # seconds of samples per size, at least
+        # Like pyperf, several worker processes per measurement: the run-to-run spread between
+        # processes (allocator layout, core placement) is larger than the spread within one.
+        for run in range(2 if quick else 3):
+            pts.append(Point("service", {**v, "sizes": list(sizes[m]), "batches": batches,
+                                         "min_time_s": min_time, "run": run}, 2, samples))
         for t in range(2, (2 if quick else max(cores, 2)) + 1):
-            pts.append(Point("service", {**v, "threads": t}, 2, samples))
+            pts.append(Point("service", {**v, "threads": t, "min_time_s": min_time}, 2, samples))
         # Interference and GIL share: k concurrent requests, threads vs processes.
         ks = sorted({1, 2, cores} if quick else set(range(1, 2 * cores + 1)))
         per_worker = {"mobilenet_v2": 40, "distilbert": 3, "lstm_forecaster": 60}[m]

@@ -37,16 +37,24 @@ def measure(params: Mapping[str, Any], warmups: int, samples: int) -> dict[str, 
         (model.default_size, int(b)) for b in params.get("batches", []) if int(b) > 1
     ]
     rng = np.random.default_rng(int(params.get("seed", 0)))
+    # At least ``samples`` samples per combination, and at least ``min_time_s`` of them: a
+    # sub-millisecond model needs hundreds of samples for a stable median, a slow one a few.
+    min_time = float(params.get("min_time_s", 0.0))
     rows: list[dict[str, Any]] = []
     for size, batch in combos:
         inputs = [model.make_input(size, rng) for _ in range(batch)]
         in_bytes = sum(_nbytes(x) for inp in inputs for x in inp.values()) / batch
-        for i in range(warmups + samples):
+        i, t_end = 0, None
+        while i < warmups + samples or (t_end is not None and time.perf_counter() < t_end
+                                        and i < warmups + 2000):
+            if i == warmups:
+                t_end = time.perf_counter() + min_time
+            i += 1
             times = StageTimes()
             t = time.perf_counter()
             outputs = model.infer(inputs, times)
             total = time.perf_counter() - t
-            if i >= warmups:
+            if i > warmups:
                 rows.append({
                     "model": model.name, "input_size": int(size), "batch": batch,
                     "threads": threads, "preprocess": times.preprocess,

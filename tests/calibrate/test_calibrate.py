@@ -49,7 +49,7 @@ def test_raw_samples_plots_and_summary(calibrated):
     assert {p.name for p in out.with_suffix(".plots").iterdir()} >= {"service.png", "ipc.png"}
     on_disk = json.loads(out.with_suffix(".summary.json").read_text())
     assert "lstm_forecaster" in on_disk["service"] and "machine_key" in on_disk
-    assert summary["service"]["lstm_forecaster"]["96"]["n"] == 5
+    assert summary["service"]["lstm_forecaster"]["96"]["n"] >= 5  # more when it is fast
 
 
 def test_resume_measures_only_missing_points(calibrated):
