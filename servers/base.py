@@ -106,6 +106,16 @@ SERVERS: dict[str, str] = {
 }
 """``--concurrency`` -> server class, as "module:Class"."""
 
+SETUPS: dict[str, dict[str, str]] = {
+    "threads": {"concurrency": "threads"},
+    "processes": {"concurrency": "processes"},
+    "async-thread": {"concurrency": "async", "offload": "thread"},
+    "async-inline": {"concurrency": "async", "offload": "inline"},
+    "async-process": {"concurrency": "async", "offload": "process"},
+}
+"""Named server setups (each concurrency model, and async with each offload) as
+``ServerConfig`` fields: what benchmarks and the contract suite iterate over."""
+
 
 def server_class(name: str) -> type[Server]:
     try:

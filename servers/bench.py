@@ -34,7 +34,7 @@ import numpy as np
 
 from servelab.core.config import ServerConfig
 from servelab.servers import launch
-from servelab.servers.base import ServeOptions
+from servelab.servers.base import SETUPS, ServeOptions
 from servelab.servers.bench_client import Client, LoadResult
 
 log = logging.getLogger(__name__)
@@ -44,8 +44,8 @@ SLO_MS = 100.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--servers", nargs="+", default=list(KINDS),
-                        choices=list(KINDS), help="server configurations to measure")
+    parser.add_argument("--servers", nargs="+", default=list(SETUPS),
+                        choices=list(SETUPS), help="server configurations to measure")
     parser.add_argument("--models", nargs="*",
                         default=["mobilenet_v2", "distilbert", "lstm_forecaster"])
     parser.add_argument("--pool-sizes", nargs="+", type=int, default=[1, 2],
@@ -80,15 +80,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # -- one server subprocess ---------------------------------------------------------------------
-KINDS: dict[str, dict[str, str]] = {
-    "threads": {"concurrency": "threads"},
-    "processes": {"concurrency": "processes"},
-    "async-thread": {"concurrency": "async", "offload": "thread"},
-    "async-inline": {"concurrency": "async", "offload": "inline"},
-    "async-process": {"concurrency": "async", "offload": "process"},
-}
-
-
 class ServerProcess(launch.ServerProcess):
     """A benchmarked server: the configuration a bench step names, launched as a subprocess."""
 
@@ -96,7 +87,7 @@ class ServerProcess(launch.ServerProcess):
                  args: argparse.Namespace, logdir: Path):
         self.label = label
         config = ServerConfig(
-            **KINDS[label], workers=workers, models=(model,), max_batch=max_batch,
+            **SETUPS[label], workers=workers, models=(model,), max_batch=max_batch,
             batch_timeout_ms=timeout_ms, scheduler=args.scheduler,
             intra_op_threads=args.intra_op_threads, model_lock=args.model_lock,
             queue_capacity=1024,

@@ -8,13 +8,11 @@ this process never runs a model.  ``GET /servelab/stats`` reports each worker's 
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 from servelab.servers.base import Server
-from servelab.servers.http_wsgi import WaitressFrontend, make_flask_app
 from servelab.servers.pool import ProcessExecutor
-from servelab.servers.threads import wsgi_threads
+from servelab.servers.threads import WaitressServer
 
 
 def make_pool(server: Server) -> ProcessExecutor:
@@ -26,22 +24,12 @@ def make_pool(server: Server) -> ProcessExecutor:
     )
 
 
-class ProcessServer(Server):
+class ProcessServer(WaitressServer):
     kind = "processes"
-    frontend_name = WaitressFrontend.name
 
     def _start_executor(self) -> None:
         self.executor = make_pool(self)
         self.executor.start()
-
-    def _start_frontend(self, sock: socket.socket) -> None:
-        self.frontend = WaitressFrontend(
-            make_flask_app(self.api), sock, wsgi_threads(self), self.options.max_request_bytes
-        )
-        self.frontend.start()
-
-    def _stop_frontend(self, timeout: float) -> None:
-        self.frontend.stop(timeout)
 
     def _stop_executor(self, timeout: float) -> None:
         self.executor.close(timeout)

@@ -25,16 +25,11 @@ def wsgi_threads(server: Server) -> int:
     return min(1024, c.queue_capacity + c.workers * c.max_batch + 8)
 
 
-class ThreadServer(Server):
-    kind = "threads"
-    frontend_name = WaitressFrontend.name
+class WaitressServer(Server):
+    """A server whose HTTP front end is Flask on waitress (the threads and processes servers:
+    they differ only in where inference runs)."""
 
-    def _start_executor(self) -> None:
-        self._load_in_process()
-        self.executor = ThreadExecutor(
-            self.engine, self.models, self.config.workers, self.config.model_lock
-        )
-        self.executor.start()
+    frontend_name = WaitressFrontend.name
 
     def _start_frontend(self, sock: socket.socket) -> None:
         self.frontend = WaitressFrontend(
@@ -44,6 +39,17 @@ class ThreadServer(Server):
 
     def _stop_frontend(self, timeout: float) -> None:
         self.frontend.stop(timeout)
+
+
+class ThreadServer(WaitressServer):
+    kind = "threads"
+
+    def _start_executor(self) -> None:
+        self._load_in_process()
+        self.executor = ThreadExecutor(
+            self.engine, self.models, self.config.workers, self.config.model_lock
+        )
+        self.executor.start()
 
     def _stop_executor(self, timeout: float) -> None:
         self.executor.join(timeout)

@@ -26,19 +26,13 @@ from tritonclient.utils import InferenceServerException
 
 from servelab.core.config import ServerConfig
 from servelab.core.requests import RECORD_COLUMNS
-from servelab.servers.base import ServeOptions, Server, make_server
+from servelab.servers.base import SETUPS, ServeOptions, Server, make_server
 from servelab.servers.models import get_servables
 from servelab.servers.oip import encode_request
 
 ZOO = ("mobilenet_v2", "distilbert", "lstm_forecaster")
 MODELS = (*ZOO, "noop", "sleep")
-KINDS: dict[str, dict[str, str]] = {
-    "threads": {"concurrency": "threads"},
-    "processes": {"concurrency": "processes"},
-    "async-thread": {"concurrency": "async", "offload": "thread"},
-    "async-inline": {"concurrency": "async", "offload": "inline"},
-    "async-process": {"concurrency": "async", "offload": "process"},
-}
+KINDS = SETUPS
 TIMEOUT = httpx.Timeout(60.0)
 
 
