@@ -252,3 +252,15 @@ def stack_requests(inputs: Sequence[Inputs], name: str, dtype: Any = None) -> np
             )
         arrays.append(a)
     return np.concatenate(arrays, axis=0)
+
+
+def classifier_outputs(logits: Any, n: int) -> list[Inputs]:
+    """Split a classifier's (n, classes) logits into per-request ``probabilities`` (softmax) and
+    ``label`` outputs — the postprocess every classification model in the zoo shares."""
+    import torch
+
+    probs = torch.softmax(logits.float(), dim=1).numpy().astype(np.float32)
+    labels = probs.argmax(axis=1).astype(np.int64)
+    if len(probs) != n:
+        raise ValueError(f"output has {len(probs)} rows for {n} requests")
+    return [{"probabilities": probs[i : i + 1], "label": labels[i : i + 1]} for i in range(n)]

@@ -15,7 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from servelab.servers.zoo.base import Inputs, TensorSpec, ZooModel, stack_requests
+from servelab.servers.zoo.base import (
+    Inputs,
+    TensorSpec,
+    ZooModel,
+    classifier_outputs,
+    stack_requests,
+)
 
 log = logging.getLogger(__name__)
 
@@ -152,10 +158,4 @@ class MobileNetV2Model(ZooModel):
             return self.load()(batch)
 
     def postprocess(self, output: Any, n: int) -> list[Inputs]:
-        import torch
-
-        probs = torch.softmax(output.float(), dim=1).numpy().astype(np.float32)
-        labels = probs.argmax(axis=1).astype(np.int64)
-        if len(probs) != n:
-            raise ValueError(f"output has {len(probs)} rows for {n} requests")
-        return [{"probabilities": probs[i : i + 1], "label": labels[i : i + 1]} for i in range(n)]
+        return classifier_outputs(output, n)
