@@ -18,18 +18,21 @@ Modules, one concern each:
 * :mod:`.generator` — the open-loop sender: a timer thread wakes the event loop at each
   intended time, sends go out on idle connections, one record per request, client timeouts,
   ``not_sent`` when it falls ``max_lag`` behind.
-* :mod:`.processes` — one process, or N ``spawn`` processes sharing one start time.
+* :mod:`.processes` — one process, or N ``spawn`` processes sharing one start time (a sender
+  process that dies or wedges has its share recorded ``error``, never a hang).
+* :mod:`.target` — before a run, the check that the target serves the workload's models.
 * :mod:`.accounting` — records in the shared per-request schema and the summary (percentiles
   over all post-warm-up samples, status counts, target vs achieved rate, lag and its flag).
 * :mod:`.runner` / :mod:`.commands` — ``servelab load`` (library entry: :func:`run_load`).
 * :mod:`.bench` — ``servelab bench load``: achieved rate and lag against the stub.
-* :mod:`.stub` — the stub OIP server (delays, a stall window, chosen statuses) for tests and
-  the benchmark.
+* :mod:`.stub` — the stub OIP server (delays, a stall window, chosen statuses, and modes
+  that stop reading, stop answering, reset or close connections) for tests and the benchmark.
 * :mod:`.closedloop` — a naive closed-loop driver, to show what it misses.
 * ``locustfile.py`` — the same workloads for Locust (closed loop; see its docstring).
 
 Every scheduled request ends in exactly one status: ``ok`` (2xx), ``rejected`` (503 / 429),
 ``timeout`` (504 / 408 or no answer within ``--timeout``), ``error`` (refused or broken
 connection, other statuses) or ``not_sent`` (the send would have been more than ``--max-lag``
-late, or the run was aborted).
+late, or the run was aborted).  A run always ends — by its last intended send + ``--max-lag``
++ ``--timeout`` + one second of grace, whatever the server does (see :mod:`.generator`).
 """

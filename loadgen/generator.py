@@ -18,6 +18,15 @@ intended send time, per request.  Each scheduled request ends exactly once (:met
 ``timeout`` seconds of its send), ``error`` (connection refused or lost, other statuses) or
 ``not_sent`` (its send would have been more than ``max_lag`` seconds late, or the run was
 aborted first).
+
+How it always ends, whatever the server does (stops reading, stops answering, resets, accepts
+nothing): a request's ``timeout`` runs from its first send attempt and covers the connect too,
+so every request ends by its intended time + ``max_lag`` + ``timeout``; and a watchdog ends the
+run at :meth:`OpenLoopSender.hard_end` (the last intended time + ``max_lag`` + ``timeout`` +
+:data:`GRACE_S`) whatever is still open — in flight becomes ``timeout``, a pending connect
+``error``, unsent ``not_sent`` — so a bug or a wedged connection can delay the end by at most
+the grace, never hang the run.  The initial connection pool waits at most
+:data:`PREPARE_TIMEOUT_S`.
 """
 
 from __future__ import annotations
@@ -49,9 +58,16 @@ CODE = {s: i + 1 for i, s in enumerate(STATUSES)}
 """Status name -> small integer code used in the result arrays (0 = still pending)."""
 OK, REJECTED, TIMEOUT, ERROR, NOT_SENT = (CODE[s] for s in STATUSES)
 
-COUNTERS = ("sent", *STATUSES, "lag_over_1ms", "done")
+COUNTERS = ("sent", *STATUSES, "lag_over_1ms", "done", "in_flight")
 """Live counters one sender keeps (for the progress line), in this order."""
 _C = {name: i for i, name in enumerate(COUNTERS)}
+
+
+GRACE_S = 1.0
+"""How long after every request should have ended the watchdog ends the run regardless."""
+PREPARE_TIMEOUT_S = 1.0
+"""Longest wait for the initial connection pool (a server that accepts nothing cannot hold the
+start of the run longer)."""
 
 
 def classify(http_status: int) -> int:
@@ -126,6 +142,7 @@ class OpenLoopSender:
         self.process = process
         n = self.n = len(schedule)
         self.send_t = np.full(n, math.nan)
+        self.sent = np.zeros(n, dtype=bool)  # written to a connection
         self.end_t = np.full(n, math.nan)
         self.http = np.zeros(n, dtype=np.int32)
         self.status = np.zeros(n, dtype=np.int8)
@@ -153,7 +170,9 @@ class OpenLoopSender:
         self.loop = asyncio.get_running_loop()
         rate = len(self.schedule) / self.schedule.duration if self.schedule.duration > 0 else 0.0
         want = self.opts.initial_connections(rate)
-        results = await asyncio.gather(*(self._open() for _ in range(want)), return_exceptions=True)
+        wait = min(self.opts.timeout, PREPARE_TIMEOUT_S)
+        results = await asyncio.gather(*(self._open(wait) for _ in range(want)),
+                                       return_exceptions=True)
         ok = [c for c in results if isinstance(c, HttpConnection)]
         self.idle.extend(ok)
         if len(ok) < want:
@@ -179,11 +198,13 @@ class OpenLoopSender:
         sweep = self._sweep_period()
         handle = loop.call_at(self._loop_time(self.t0 + sweep), self._sweep)
         self._sweep_handle = handle
+        watchdog = loop.call_at(self._loop_time(self.hard_end()), self._end_run)
         try:
             await self.done
         finally:
             self._stop_timer.set()
             self._sweep_handle.cancel()
+            watchdog.cancel()
             timer.join()
             for c in list(self._conns):
                 c.abort()
@@ -194,6 +215,34 @@ class OpenLoopSender:
             self.schedule.request_id, self.send_t, self.end_t, self.http, self.status,
             self.errors, self.t0, np.full(self.n, self.process, dtype=np.int64),
         )
+
+    def hard_end(self) -> float:
+        """When the watchdog ends the run (monotonic clock): by then every request should have
+        ended on its own (last intended time + max_lag + timeout), plus :data:`GRACE_S`."""
+        last = float(self.schedule.times[-1]) if self.n else 0.0
+        return self.t0 + last + self.opts.max_lag + self.opts.timeout + GRACE_S
+
+    def _end_run(self) -> None:
+        """The watchdog: end every request still open (see the module docstring)."""
+        if self.done is None or self.done.done():
+            return
+        log.warning("run end reached with %d requests still open; ending them", self.remaining)
+        self.stopped = True
+        self._stop_timer.set()
+        for conn in list(self._conns):
+            conn.abort()
+        for task in list(self._tasks):
+            task.cancel()
+        self.next = self.n
+        self.waiting.clear()
+        now = clock()
+        for i in np.flatnonzero(self.status == PENDING).tolist():
+            if self.sent[i]:
+                self._finish(i, TIMEOUT, now, "no response by the end of the run")
+            elif not math.isnan(self.send_t[i]):
+                self._finish(i, ERROR, now, "connect still pending at the end of the run")
+            else:
+                self._finish(i, NOT_SENT, math.nan, "the run ended before it was sent")
 
     def abort(self, reason: str = "run aborted") -> None:
         """Stop sending: unsent requests become not_sent, requests in flight become errors."""
@@ -239,7 +288,12 @@ class OpenLoopSender:
         while self.next < n and due[self.next] <= now and not self.stopped:
             i = self.next
             self.next = i + 1
-            self._dispatch(i, now)
+            try:
+                self._dispatch(i, now)
+            except Exception as exc:  # never leave a request open: it would hold the run
+                log.exception("sending request row %d failed", i)
+                if self.status[i] == PENDING:
+                    self._finish(i, ERROR, clock(), f"send failed: {exc!r}")
             now = clock()
 
     def _dispatch(self, i: int, now: float) -> None:
@@ -259,16 +313,20 @@ class OpenLoopSender:
             self.idle.pop()
         return self.idle[-1] if self.idle else None
 
-    def _send(self, conn: HttpConnection, i: int) -> None:
+    def _send(self, conn: HttpConnection, i: int, deadline: float | None = None) -> None:
+        """Write request ``i`` on ``conn``; it times out at ``deadline`` (default: its send
+        time + timeout; after a connect, the attempt's time + timeout)."""
         t = conn.send(i, self.requests[self.payload_index[i]])
         self.send_t[i] = t
+        self.sent[i] = True
         c = self.counters
         c[0] += 1
+        c[_C["in_flight"]] += 1
         if t - self.due[i] > 1e-3:
             c[_C["lag_over_1ms"]] += 1
-        self.deadlines.append((t + self.opts.timeout, conn, i))
+        self.deadlines.append((t + self.opts.timeout if deadline is None else deadline, conn, i))
 
-    async def _open(self) -> HttpConnection:
+    async def _open(self, timeout: float | None = None) -> HttpConnection:
         assert self.loop is not None
         self.n_conns += 1
         try:
@@ -277,7 +335,7 @@ class OpenLoopSender:
                     lambda: HttpConnection(self._on_done, self._on_closed),
                     self.target.host, self.target.port,
                 ),
-                self.opts.timeout,
+                self.opts.timeout if timeout is None else max(0.0, timeout),
             )
         except BaseException:
             self.n_conns -= 1
@@ -286,9 +344,16 @@ class OpenLoopSender:
         return conn
 
     async def _connect_and_send(self, i: int) -> None:
+        deadline = self.send_t[i] + self.opts.timeout  # the request's budget covers the connect
         try:
-            conn = await self._open()
-        except (OSError, asyncio.TimeoutError) as exc:
+            conn = await self._open(deadline - clock())
+        except asyncio.TimeoutError:
+            if self.status[i] == PENDING:
+                self._finish(i, TIMEOUT, clock(),
+                             f"connect not established within {self.opts.timeout:g}s")
+            self._serve_waiting()
+            return
+        except Exception as exc:  # refused, reset, EMFILE, ...: this request fails alone
             if self.status[i] == PENDING:
                 self._finish(i, ERROR, clock(), f"connect failed: {exc or type(exc).__name__}")
             self._serve_waiting()
@@ -296,7 +361,12 @@ class OpenLoopSender:
         if self.stopped or self.status[i] != PENDING:
             conn.abort()
             return
-        self._send(conn, i)
+        try:
+            self._send(conn, i, deadline)
+        except Exception as exc:
+            conn.abort()
+            if self.status[i] == PENDING:
+                self._finish(i, ERROR, clock(), f"send failed: {exc!r}")
 
     def _spawn(self, coro: object) -> None:
         assert self.loop is not None
@@ -324,7 +394,11 @@ class OpenLoopSender:
             if now - self.due[i] > self.opts.max_lag:
                 self._finish(i, NOT_SENT, math.nan, f"waited {now - self.due[i]:.3f}s for a connection")
                 continue
-            self._send(conn, i)
+            try:
+                self._send(conn, i)
+            except Exception as exc:
+                conn.abort()
+                self._finish(i, ERROR, clock(), f"send failed: {exc!r}")
             return
         self.idle.append(conn)
 
@@ -356,6 +430,8 @@ class OpenLoopSender:
         if error is not None:
             self.errors[i] = error
         self.counters[code] += 1  # counters 1..5 are the statuses, in order
+        if self.sent[i]:
+            self.counters[_C["in_flight"]] -= 1
         self.remaining -= 1
         if self.remaining == 0 and self.done is not None and not self.done.done():
             self.done.set_result(None)
@@ -369,6 +445,14 @@ class OpenLoopSender:
 
     def _sweep(self) -> None:
         """Every few ms: time out requests in flight too long, give up on stale waiters."""
+        try:
+            self._sweep_once()
+        finally:  # an error here must not stop the sweeping (the run would never end)
+            assert self.loop is not None
+            if self.done is not None and not self.done.done():
+                self._sweep_handle = self.loop.call_later(self._sweep_period(), self._sweep)
+
+    def _sweep_once(self) -> None:
         now = clock()
         dq = self.deadlines
         while dq and dq[0][0] <= now:
@@ -379,6 +463,3 @@ class OpenLoopSender:
         while self.waiting and now - self.due[self.waiting[0]] > self.opts.max_lag:
             i = self.waiting.popleft()
             self._finish(i, NOT_SENT, math.nan, f"waited {now - self.due[i]:.3f}s for a connection")
-        assert self.loop is not None
-        if self.done is not None and not self.done.done():
-            self._sweep_handle = self.loop.call_later(self._sweep_period(), self._sweep)

@@ -5,6 +5,11 @@
 own event loop, timer thread and connection pool.  Each worker opens its pool, reports ready,
 and waits for the common start time ``t0`` on the system-wide monotonic clock, so the shares
 interleave exactly as the original schedule; their results merge back by request id.
+
+The parent waits for each worker's result until the run's hard end (see
+:meth:`~servelab.loadgen.generator.OpenLoopSender.hard_end`) plus :data:`REPORT_S`; a worker
+that has not reported by then (wedged) or that died is terminated and its share is recorded
+``error`` with the reason, so a run always ends with every scheduled request accounted.
 """
 
 from __future__ import annotations
@@ -21,7 +26,15 @@ from typing import Any
 
 import numpy as np
 
-from servelab.loadgen.generator import COUNTERS, OpenLoopSender, SenderOptions, SendResult, clock
+from servelab.loadgen.generator import (
+    CODE,
+    COUNTERS,
+    GRACE_S,
+    OpenLoopSender,
+    SenderOptions,
+    SendResult,
+    clock,
+)
 from servelab.loadgen.payloads import Payloads, Target
 from servelab.loadgen.schedule import Schedule
 
@@ -29,6 +42,23 @@ log = logging.getLogger(__name__)
 
 START_MARGIN_S = 0.2
 """How far in the future the common start time is set once every worker is ready."""
+REPORT_S = 10.0
+"""How long after the run's hard end the parent waits for a worker's result."""
+
+
+class _Late(Exception):
+    """A worker did not report by its deadline."""
+
+
+def lost_share(share: Schedule, process: int, why: str, t0: float) -> SendResult:
+    """The result of a sender process that never reported: every row ``error`` with ``why``."""
+    n = len(share)
+    now = clock()
+    return SendResult(
+        share.request_id, np.full(n, np.nan), np.full(n, now), np.zeros(n, dtype=np.int32),
+        np.full(n, CODE["error"], dtype=np.int8), dict.fromkeys(range(n), why), t0,
+        np.full(n, process, dtype=np.int64),
+    )
 
 
 def enter_realtime(priority: int = 10) -> Callable[[], None]:
@@ -153,15 +183,30 @@ def _run_spawned(schedule: Schedule, payloads: Payloads, target: Target, options
             pipe.send(t0)
         if on_start is not None:
             on_start(lambda: view.copy(), t0)
+        last = float(schedule.times[-1]) if len(schedule) else 0.0
+        deadline = t0 + last + options.max_lag + options.timeout + GRACE_S + REPORT_S
         for k, pipe in enumerate(pipes):
+            share = schedule.share(k, n)
             while True:
                 try:
-                    msg = _recv(pipe, procs[k], None)
+                    msg = _recv(pipe, procs[k], max(0.0, deadline - clock()), late=True)
                     break
                 except KeyboardInterrupt:  # the workers got SIGINT too: they abort and report
                     continue
+                except _Late:
+                    log.error("sender process %d did not report by the end of the run; "
+                              "terminating it", k)
+                    procs[k].terminate()
+                    msg = lost_share(share, k, f"sender process {k} did not report its results "
+                                     "by the end of the run", t0)
+                    break
+                except RuntimeError as exc:  # it died
+                    log.error("%s", exc)
+                    msg = lost_share(share, k, f"lost: {exc}", t0)
+                    break
             if isinstance(msg, BaseException):
-                raise msg
+                log.error("sender process %d failed: %s", k, msg)
+                msg = lost_share(share, k, f"lost: {msg}", t0)
             results.append(msg)
     finally:
         for p in procs:
@@ -172,7 +217,9 @@ def _run_spawned(schedule: Schedule, payloads: Payloads, target: Target, options
     return results
 
 
-def _recv(pipe: Any, proc: Any, timeout: float | None) -> Any:
+def _recv(pipe: Any, proc: Any, timeout: float | None, late: bool = False) -> Any:
+    """The next message from a worker; RuntimeError when it died (or, unless ``late``, did not
+    answer within ``timeout``), :class:`_Late` when ``late`` and ``timeout`` passed."""
     deadline = None if timeout is None else time.monotonic() + timeout
     while not pipe.poll(0.2):
         if not proc.is_alive():
@@ -181,5 +228,10 @@ def _recv(pipe: Any, proc: Any, timeout: float | None) -> Any:
                     return pipe.recv()
             raise RuntimeError(f"{proc.name} exited with code {proc.exitcode}")
         if deadline is not None and time.monotonic() > deadline:
+            if late:
+                raise _Late(proc.name)
             raise RuntimeError(f"{proc.name} did not get ready in {timeout:g}s")
-    return pipe.recv()
+    try:
+        return pipe.recv()
+    except EOFError:
+        raise RuntimeError(f"{proc.name} closed its pipe without a result") from None

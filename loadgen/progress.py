@@ -25,8 +25,7 @@ def progress_line(counts: np.ndarray, total: int, elapsed: float, duration: floa
     c = counts.sum(axis=0) if counts.ndim == 2 else counts
     sent = int(c[_C["sent"]])
     ended = {s: int(c[_C[s]]) for s in ("ok", "rejected", "timeout", "error", "not_sent")}
-    answered = ended["ok"] + ended["rejected"] + ended["timeout"] + ended["error"]
-    in_flight = max(0, sent - answered)
+    in_flight = max(0, int(c[_C["in_flight"]]))
     late = int(c[_C["lag_over_1ms"]])
     return (
         f"[{elapsed:6.1f}s/{duration:.0f}s] sent {sent}/{total}  ok {ended['ok']}  "

@@ -31,6 +31,7 @@ from servelab.loadgen.payloads import MakeInput, Payloads, Target
 from servelab.loadgen.processes import run_senders
 from servelab.loadgen.progress import Progress
 from servelab.loadgen.schedule import Schedule, prepare_spec
+from servelab.loadgen.target import check_models
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,8 @@ class LoadConfig:
     config_id: str = opt("", "label of the server configuration, written into every record")
     out: str | None = opt(None, "output folder (None = results/load-<timestamp>)")
     progress: bool = opt(True, "print a progress line while running")
+    check_models: bool = opt(True, "before sending, check the target serves the workload's "
+                             "models (GET /v2/models/{name}/ready); stop if it does not")
 
     def __post_init__(self) -> None:
         if self.processes < 1:
@@ -116,6 +119,8 @@ def run_load(
     else:
         spec = prepare_spec(spec, cfg.rate, cfg.duration, cfg.seed, cfg.warmup)
     target = Target.parse(cfg.target)
+    if cfg.check_models:
+        check_models(target, spec.models)
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     machine = machine_info()
     t = time.perf_counter()

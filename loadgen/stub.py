@@ -17,6 +17,18 @@ last reset):
   that finds ``capacity`` requests already held is answered 503 too;
 * otherwise the answer has status ``status`` (200 by default; 504 and 500 are useful too).
 
+``mode`` makes it misbehave the way a broken or overloaded server does, for every infer request
+(health, metadata and the control endpoints keep working, so a test can always reconfigure it):
+
+* ``no_read`` — stop reading the connection the moment an infer request line arrives (its
+  body, and anything after it, stays unread: the client's writes back up) and never answer;
+* ``no_answer`` — read the request and never answer it;
+* ``reset`` — reset the connection (TCP RST) instead of answering;
+* ``close`` — close the connection (FIN) without answering.
+
+``models`` (comma-separated) limits the models it serves: others get 404 on infer, metadata and
+``GET /v2/models/{name}/ready``, as a real server answers for a model it does not have.
+
 Run it alone: ``python -m servelab.loadgen.stub --port 8000 --delay-ms 5``.
 """
 
@@ -28,6 +40,8 @@ import contextlib
 import json
 import logging
 import os
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -47,6 +61,9 @@ log = logging.getLogger(__name__)
 REASONS = {200: "OK", 404: "Not Found", 400: "Bad Request", 500: "Internal Server Error",
            503: "Service Unavailable", 504: "Gateway Timeout", 429: "Too Many Requests"}
 
+MODES = ("normal", "no_read", "no_answer", "reset", "close")
+"""How the stub treats infer requests (see the module docstring)."""
+
 
 @dataclass(frozen=True)
 class StubConfig:
@@ -58,6 +75,16 @@ class StubConfig:
     capacity: int = opt(0, "answer 503 when this many requests are already held (0 = no limit)")
     stall_at: float = opt(-1.0, "start of a stall, seconds after the first request (<0 = none)")
     stall_s: float = opt(0.0, "length of the stall in seconds")
+    mode: str = opt("normal", "misbehaviour for infer requests: normal, no_read (stop reading "
+                    "the connection), no_answer, reset (TCP RST), close (FIN, no answer)", MODES)
+    models: str = opt("", "comma-separated models served (empty = any name)")
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"unknown mode {self.mode!r}; valid: {', '.join(MODES)}")
+
+    def serves(self, model: str) -> bool:
+        return not self.models or model in {m.strip() for m in self.models.split(",")}
 
 
 class StubState:
@@ -73,6 +100,10 @@ class StubState:
         self.received = 0
         self.held = 0
         self.answered: dict[int, int] = {}
+        self.misbehaved = 0  # infer requests not read, not answered, reset or closed
+        # Connections that stopped reading: the event loop no longer references them, so
+        # without this they would be garbage-collected (and closed).
+        self.stalled: set[StubProtocol] = set()
 
     def ok_body(self, model: str) -> bytes:
         body = self._bodies.get(model)
@@ -83,7 +114,7 @@ class StubState:
 
     def stats(self) -> dict[str, Any]:
         return {
-            "received": self.received, "held": self.held,
+            "received": self.received, "held": self.held, "misbehaved": self.misbehaved,
             "answered": {str(k): v for k, v in sorted(self.answered.items())},
             "config": asdict(self.config),
         }
@@ -108,6 +139,7 @@ class StubProtocol(asyncio.Protocol):
         self.buf = bytearray()
         self.transport: asyncio.Transport | None = None
         self.busy = False  # a held request is pending on this connection
+        self.stalled = False  # misbehaving: nothing more is read or answered here
         self.loop = asyncio.get_running_loop()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -115,13 +147,19 @@ class StubProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
+        self.state.stalled.discard(self)
 
     def data_received(self, data: bytes) -> None:
+        if self.stalled:
+            return
         self.buf += data
         self._process()
 
     def _process(self) -> None:
-        while not self.busy and self.transport is not None:
+        while not self.busy and not self.stalled and self.transport is not None:
+            if self.state.config.mode == "no_read" and self.buf.startswith(b"POST /v2/models/"):
+                self._no_read()
+                return
             end = self.buf.find(b"\r\n\r\n")
             if end < 0:
                 if len(self.buf) > 65536:
@@ -147,6 +185,16 @@ class StubProtocol(asyncio.Protocol):
                 return
             self._handle(parts[0], parts[1], body, close)
 
+    def _no_read(self) -> None:
+        """Stop reading this connection for good (what it already sent is dropped)."""
+        self.state.received += 1
+        self.state.misbehaved += 1
+        self.stalled = True
+        self.state.stalled.add(self)
+        self.buf.clear()
+        if self.transport is not None:
+            self.transport.pause_reading()
+
     def _write(self, data: bytes, close: bool = False) -> None:
         if self.transport is None:
             return
@@ -158,9 +206,24 @@ class StubProtocol(asyncio.Protocol):
     def _handle(self, method: str, path: str, body: bytes, close: bool) -> None:
         st = self.state
         if method == "POST" and path.startswith("/v2/models/") and path.endswith("/infer"):
-            self._infer(path[len("/v2/models/") : -len("/infer")].split("/versions/")[0], close)
+            model = path[len("/v2/models/") : -len("/infer")].split("/versions/")[0]
+            if st.config.serves(model):
+                self._infer(model, close)
+            else:
+                st.received += 1
+                self._answer(404, close, model)
         elif method == "GET" and path in ("/v2/health/ready", "/v2/health/live", "/v2"):
             self._write(_response(200, b'{"ready":true}' if "ready" in path else b"{}", close), close)
+        elif method == "GET" and path.startswith("/v2/models/"):
+            model = path[len("/v2/models/") :].split("/", 1)[0]
+            if not st.config.serves(model):
+                body = error_body(f"unknown model '{model}'; served: {st.config.models}")
+                self._write(_response(404, body, close), close)
+            elif path.endswith("/ready"):
+                body = json.dumps({"name": model, "ready": True}).encode()
+                self._write(_response(200, body, close), close)
+            else:
+                self._write(_response(200, json.dumps({"name": model}).encode(), close), close)
         elif method == "GET" and path == "/stub/stats":
             self._write(_response(200, json.dumps(st.stats()).encode(), close), close)
         elif method == "POST" and path == "/stub/config":
@@ -180,6 +243,9 @@ class StubProtocol(asyncio.Protocol):
         if st.first is None:
             st.first = now
         st.received += 1
+        if cfg.mode != "normal":
+            self._misbehave(cfg.mode)
+            return
         if (cfg.reject_every and st.received % cfg.reject_every == 0) or (
             cfg.capacity and st.held >= cfg.capacity
         ):
@@ -197,6 +263,23 @@ class StubProtocol(asyncio.Protocol):
         self.busy = True
         self.loop.call_at(due - now + self.loop.time(), self._release, cfg.status, close, model)
 
+    def _misbehave(self, mode: str) -> None:
+        self.state.misbehaved += 1
+        transport = self.transport
+        if mode == "no_answer" or transport is None:
+            self.stalled = True  # hold the connection open, never answer
+            self.state.stalled.add(self)
+            return
+        self.transport = None
+        if mode == "reset":
+            sock = transport.get_extra_info("socket")
+            if sock is not None:  # SO_LINGER 0: close() sends RST instead of FIN
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            transport.abort()
+        else:
+            transport.close()
+
     def _release(self, status: int, close: bool, model: str) -> None:
         self.state.held -= 1
         self.busy = False
@@ -209,7 +292,8 @@ class StubProtocol(asyncio.Protocol):
         if 200 <= status < 300:
             body = st.ok_body(model)
         else:
-            body = error_body({503: "server busy", 504: "deadline exceeded"}.get(status, "stub error"))
+            body = error_body({503: "server busy", 504: "deadline exceeded",
+                               404: f"unknown model '{model}'"}.get(status, "stub error"))
         self._write(_response(status, body, close), close)
 
 

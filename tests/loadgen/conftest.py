@@ -23,7 +23,8 @@ def stub() -> Iterator[StubProcess]:
 
 @pytest.fixture
 def fresh_stub(stub: StubProcess) -> StubProcess:
-    stub.configure(delay_ms=0.0, status=200, reject_every=0, capacity=0, stall_at=-1.0, stall_s=0.0)
+    stub.configure(delay_ms=0.0, status=200, reject_every=0, capacity=0, stall_at=-1.0, stall_s=0.0,
+                   mode="normal", models="")
     return stub
 
 
