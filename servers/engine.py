@@ -1,49 +1,55 @@
-"""The scheduling engine every server shares: admission, the queue policy, deadlines, dynamic
-batching, MLFQ preemption and the per-request trace.
+"""The live scheduling engine every server shares: the scheduling core
+(:mod:`servelab.core.scheduling`) on the real clock, behind one lock.
 
-The queue is a :mod:`servelab.core.policies` policy (imported, not copied) behind one lock and
-condition variable.  The three servers differ only in who calls :meth:`Engine.take` and runs
-the batch it returns: inference threads, worker-process dispatcher threads, or coroutines on
-the event loop (:meth:`Engine.poll`).
+The core owns admission, the queue policy, batching and the batch timeout, dispatch,
+preemption, requeue, deadlines and predictor feedback (the simulator wraps the same object on
+simulated time).  This module adds what only a live server has: the lock and condition
+variables that executors block on, the reaper thread that answers expired requests at their
+deadline, the :class:`Ticket` each request's answer arrives in, Prometheus metrics, the HTTP
+status of every outcome and the per-request trace.  The three servers differ only in who calls
+:meth:`Engine.take` and runs the batch it returns: inference threads, worker-process dispatcher
+threads, or coroutines on the event loop (:meth:`Engine.poll`).
 
 Life of a request::
 
-    submit() --503 full / draining, 504 no time--> rejected at once
-       | push (policy.push); deadline registered
+    submit() --503 full / draining, 504 no time--> refused at once (core: admit -> Refusal)
+       | queued in the core
        v
-    take()/poll() -- pop_batch(max_batch) of one model, after waiting up to batch_timeout for
-       |             the batch to fill -> Job
+    take()/poll() -- a LiveBatch of one model, after waiting up to batch_timeout to fill
        v
-    executor runs the Job stage by stage; after each stage on_stage() asks policy.on_run
-       |-- preempt: requeue(job) (policy.requeue of the job's lead request) -> back in the queue
+    executor runs the batch stage by stage; after each stage but the last on_stage() asks
+       |   the core (lead request decides, every member accounted)
+       |-- stop: requeue(batch) -> back in the queue whole, as one entry
        v
-    finish(job, outputs) / fail(job, ...) -> each request's Ticket completes, trace record kept
+    finish(batch, outputs) / fail(batch, ...) -> each request's Ticket completes, trace record
 
-Deadlines: a request whose deadline passes while it waits in the queue is removed from the queue
-at that moment (a reaper thread sleeps until the earliest deadline) and answered 504; once a
-request has started it runs to completion (Triton's semantics: the timeout bounds queueing).
-A preempted batch waiting to resume expires when all its requests' deadlines have passed.
+Deadlines: a request whose deadline passes while it waits in the queue is answered 504 at that
+moment (the reaper thread sleeps until the core's next deadline); once a request has started it
+runs to completion (Triton's semantics: the timeout bounds queueing).  A preempted batch waiting
+to resume expires when all its requests' deadlines have passed.
 
-Times are seconds since the engine started (``perf_counter``), the shared record's convention.
+Times are seconds since the engine started (``clock``, by default ``perf_counter``), the shared
+record's convention.  A test can inject a fake ``clock`` and ``reaper=False`` and drive the
+engine single-threaded (``poll``, ``on_stage``, ``finish``, :meth:`Engine.reap`).
 """
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import logging
 import math
 import threading
 import time
-from collections import Counter, deque
-from collections.abc import Callable, Hashable, Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from servelab.core.config import ServerConfig
-from servelab.core.policies import QueuePolicy, make_policy
+from servelab.core.policies import QueuePolicy
 from servelab.core.predictor import MeanPredictor, RuntimePredictor
 from servelab.core.requests import Request
+from servelab.core.scheduling import Batch, Scheduler
 from servelab.servers.metrics import ServerMetrics
 from servelab.servers.runner import split_outputs
 from servelab.servers.zoo.base import Inputs, StageTimes
@@ -73,8 +79,6 @@ class Ticket:
     error: str = ""
     http_status: int = 0
     retry_after: int | None = None
-    resumed: Job | None = None
-    """Set while this request is the queue entry of a preempted batch."""
     extra: dict[str, float] = field(default_factory=dict)
     _event: threading.Event = field(default_factory=threading.Event)
     _callbacks: list[Callable[[Ticket], None]] = field(default_factory=list)
@@ -109,15 +113,11 @@ class Ticket:
 
 
 @dataclass(eq=False)
-class Job:
-    """A batch of requests of one model, popped together and executed together."""
+class LiveBatch(Batch):
+    """A :class:`~servelab.core.scheduling.Batch` with the live executors' state: where a
+    preempted batch stands (``batch``, next ``stage``, ``state``; ``work`` is the executor's own
+    object for it when the executor lives in this process) and what it cost."""
 
-    id: int
-    model: str
-    requests: list[Request]
-    worker: int = -1
-    # Where a preempted batch stands (batch, next stage, state); ``work`` is the executor's own
-    # object for it when the executor lives in this process.
     work: Any = None
     batch: Any = None
     stage: int = 0
@@ -125,11 +125,6 @@ class Job:
     times: StageTimes = field(default_factory=StageTimes)
     lock_wait: float = 0.0
     ipc: float = 0.0
-    preemptions: int = 0
-
-    @property
-    def lead(self) -> Request:
-        return self.requests[0]
 
     @property
     def started(self) -> bool:
@@ -142,15 +137,9 @@ class Job:
     def n_rows(self) -> int:
         return sum(len(r.payload.rows) for r in self.requests)
 
-    @property
-    def deadline(self) -> float | None:
-        ds = [r.deadline for r in self.requests]
-        return None if any(d is None for d in ds) else max(ds)  # type: ignore[type-var]
 
-
-def _group(r: Request) -> Hashable:
-    """Batching key: same model, and never merge into a preempted batch."""
-    return r.model if r.payload.resumed is None else ("resumed", id(r))
+Job = LiveBatch
+"""The batch's former name, still imported by servers/pool.py."""
 
 
 class CpuSampler:
@@ -177,10 +166,12 @@ class CpuSampler:
 
 
 class Engine:
-    """Admission, queueing, batching, deadlines and preemption for one server.
+    """The scheduling core of one server on the real clock (see the module docstring).
 
     ``workers`` is how many executors pull from this engine (it only sizes Retry-After).
-    All public methods are thread-safe.
+    All public methods are thread-safe.  ``clock`` returns seconds (monotonic); ``reaper``
+    starts the thread that answers expired requests at their deadline (without it, expiry
+    happens on the next call and on :meth:`reap`).
     """
 
     def __init__(
@@ -191,14 +182,17 @@ class Engine:
         policy: QueuePolicy | None = None,
         trace_limit: int = 200_000,
         sample_cpu: bool = True,
+        clock: Callable[[], float] = time.perf_counter,
+        reaper: bool = True,
     ):
         self.config = config
         self.config_id = config.config_id
         self.metrics = metrics if metrics is not None else ServerMetrics()
         self.predictor = predictor if predictor is not None else MeanPredictor()
-        self.policy = policy if policy is not None else make_policy(
-            config.scheduler, predictor=self.predictor
+        self.core: Scheduler[LiveBatch] = Scheduler.for_config(
+            config, LiveBatch, policy=policy, predictor=self.predictor
         )
+        self.policy = self.core.policy
         # A learned predictor reads the CPU utilisation from its context: kept current below.
         self._context = getattr(self.predictor, "context", None)
         self.max_batch = config.max_batch
@@ -209,25 +203,38 @@ class Engine:
         self._work = threading.Condition(self._lock)
         self._reap = threading.Condition(self._lock)
         self._ids = itertools.count()
-        self._job_ids = itertools.count()
-        self._fresh: Counter[str] = Counter()
-        self._deadlines: list[tuple[float, int, Request]] = []
-        self._seq = itertools.count()
-        self.inflight = 0
-        self.running: dict[int, Job] = {}
-        self.accepting = True
-        self.stopped = False
         self.records: deque[dict[str, Any]] = deque(maxlen=trace_limit)
         self.listeners: list[Callable[[], None]] = []
-        self.t0 = time.perf_counter()
+        self._clock = clock
+        self.t0 = clock()
         self.wall_t0 = time.time()
         self.cpu = CpuSampler() if sample_cpu else None
-        self._reaper = threading.Thread(target=self._reap_loop, name="deadline-reaper", daemon=True)
-        self._reaper.start()
+        self._reaper: threading.Thread | None = None
+        if reaper:
+            self._reaper = threading.Thread(
+                target=self._reap_loop, name="deadline-reaper", daemon=True
+            )
+            self._reaper.start()
 
-    # -- clock -----------------------------------------------------------------------------
+    # -- clock and state -------------------------------------------------------------------
     def now(self) -> float:
-        return time.perf_counter() - self.t0
+        return self._clock() - self.t0
+
+    @property
+    def accepting(self) -> bool:
+        return self.core.accepting
+
+    @property
+    def stopped(self) -> bool:
+        return self.core.stopped
+
+    @property
+    def inflight(self) -> int:
+        return self.core.inflight
+
+    @property
+    def running(self) -> dict[int, LiveBatch]:
+        return self.core.running
 
     # -- admission ---------------------------------------------------------------------------
     def retry_after(self) -> int:
@@ -258,31 +265,26 @@ class Engine:
         )
         error: ServeError | None = None
         with self._lock:
-            req.queue_len_at_arrival = len(self.policy)
-            if not self.accepting:
+            refusal = self.core.admit(req, now)
+            if refusal == "draining":
                 error = ServeError("server is shutting down", 503, self.retry_after())
-            elif req.deadline is not None and req.deadline <= now:
+            elif refusal == "deadline":
                 error = ServeError(f"deadline of {timeout_ms} ms cannot be met", 504)
-            elif len(self.policy) >= self.capacity:
+            elif refusal == "full":
                 error = ServeError(
                     f"queue full ({self.capacity} requests waiting)", 503, self.retry_after()
                 )
             else:
-                req.enqueue = now
                 if self._context is not None and ticket.cpu_util == ticket.cpu_util:
                     self._context.cpu_util = ticket.cpu_util / 100.0
-                self.policy.push(req, now)
-                self._fresh[model] += 1
-                self.inflight += 1
                 if req.deadline is not None:
-                    heapq.heappush(self._deadlines, (req.deadline, next(self._seq), req))
                     self._reap.notify()
                 self._work.notify_all()
                 self.metrics.queue_depth.set(len(self.policy))
-                self.metrics.inflight.set(self.inflight)
+                self.metrics.inflight.set(self.core.inflight)
+            fired = self._expired(now)
+        self._fire(fired)
         if error is not None:
-            req.enqueue = req.start = req.end = now
-            req.status = "rejected" if error.status == 503 else "timeout"
             ticket.http_status, ticket.error = error.status, str(error)
             ticket.retry_after = error.retry_after
             self._record(req)
@@ -293,112 +295,87 @@ class Engine:
         return req
 
     # -- taking work -----------------------------------------------------------------------
-    def _try_take(self, now: float, worker: int) -> tuple[Job | None, float | None]:
-        """Under the lock: the next job, or (None, seconds to wait; None = until notified)."""
-        if self.stopped or not self.policy:
+    def _try_take(self, now: float, worker: int) -> tuple[LiveBatch | None, float | None]:
+        """Under the lock: the next batch, or (None, seconds to wait; None = until notified)."""
+        got = self.core.take(now, worker)
+        if got is None:
             return None, None
-        head = self.policy.peek()
-        if head.payload.resumed is None and self.max_batch > 1 and self.batch_timeout > 0:
-            due = head.enqueue + self.batch_timeout
-            if self._fresh[head.model] < self.max_batch and now < due and self.accepting:
-                return None, due - now
-        reqs = self.policy.pop_batch(self.max_batch, now, group=_group)
-        lead = reqs[0]
-        job = lead.payload.resumed
-        if job is not None:
-            lead.payload.resumed = None
-        else:
-            job = Job(next(self._job_ids), lead.model, reqs)
-            self._fresh[lead.model] -= len(reqs)
-            for r in reqs:
-                r.start = now
+        if isinstance(got, float):
+            return None, max(got - now, 0.0)
+        if got.preemptions == 0:
+            for r in got.requests:
                 self.metrics.queue_time.labels(r.model).observe(now - r.enqueue)
-        job.worker = worker
-        self.running[job.id] = job
         self.metrics.queue_depth.set(len(self.policy))
-        return job, 0.0
+        return got, 0.0
 
-    def take(self, worker: int = -1, timeout: float | None = None) -> Job | None:
-        """Block until a job is ready for ``worker`` (None: engine stopped, or ``timeout``)."""
+    def take(self, worker: int = -1, timeout: float | None = None) -> LiveBatch | None:
+        """Block until a batch is ready for ``worker`` (None: engine stopped, or ``timeout``)."""
         end = None if timeout is None else time.perf_counter() + timeout
-        with self._lock:
-            while True:
+        while True:
+            with self._lock:
                 now = self.now()
                 job, wait = self._try_take(now, worker)
-                if job is not None or self.stopped:
-                    return job
-                if end is not None:
-                    left = end - time.perf_counter()
-                    if left <= 0:
-                        return None
-                    wait = left if wait is None else min(wait, left)
-                self._work.wait(wait)
+                fired = self._expired(now)
+                if not fired and job is None and not self.stopped:
+                    if end is not None:
+                        left = end - time.perf_counter()
+                        if left <= 0:
+                            return None
+                        wait = left if wait is None else min(wait, left)
+                    self._work.wait(wait)
+                    continue
+            self._fire(fired)
+            if job is not None or self.stopped:
+                return job
 
-    def poll(self, worker: int = -1) -> tuple[Job | None, float | None]:
-        """Non-blocking :meth:`take` for event-loop executors: (job, None) or (None, seconds
+    def poll(self, worker: int = -1) -> tuple[LiveBatch | None, float | None]:
+        """Non-blocking :meth:`take` for event-loop executors: (batch, 0.0) or (None, seconds
         to wait before asking again; None = until a listener is called)."""
         with self._lock:
-            return self._try_take(self.now(), worker)
+            now = self.now()
+            got = self._try_take(now, worker)
+            fired = self._expired(now)
+        self._fire(fired)
+        return got
 
     # -- preemption --------------------------------------------------------------------------
-    def on_stage(self, job: Job, ran: float) -> bool:
-        """Account one stage of ``job``; True means stop at this boundary: the caller saves
-        the job's state and calls :meth:`requeue`.  When nothing else waits, the job is
-        demoted in place (requeued and popped at once) and keeps running: False."""
+    def on_stage(self, job: LiveBatch, ran: float) -> bool:
+        """Account one stage of ``job`` (not its last); True means stop at this boundary: the
+        caller saves the batch's state and calls :meth:`requeue`.  When nothing else waits,
+        the batch is demoted in place and keeps running: False."""
         if not self.policy.preemptive:
             return False
         with self._lock:
             now = self.now()
-            preempt = self.policy.on_run(job.lead, ran, now)
-            for r in job.requests[1:]:
-                self.policy.on_run(r, ran, now)
-            if not preempt:
-                return False
-            if not self.policy or self.stopped:
-                self.policy.requeue(job.lead, now)
-                popped = self.policy.pop(now)
-                assert popped is job.lead
-                self._sync_levels(job)
-                return False
-            return True
+            stop = self.core.on_stage(job, ran, now)
+            fired = self._expired(now)
+        self._fire(fired)
+        return stop
 
-    def _sync_levels(self, job: Job) -> None:
-        for r in job.requests[1:]:
-            r.level, r.level_executed = job.lead.level, job.lead.level_executed
-
-    def requeue(self, job: Job) -> None:
-        """Return a preempted job to the queue (policy.requeue of its lead request)."""
+    def requeue(self, job: LiveBatch) -> None:
+        """Return a stopped batch to the queue, whole (the core requeues its lead request)."""
         with self._lock:
             now = self.now()
-            self.running.pop(job.id, None)
-            job.preemptions += 1
-            self.metrics.preemptions.labels(job.model).inc()
-            job.lead.payload.resumed = job
-            self.policy.requeue(job.lead, now)
-            self._sync_levels(job)
-            d = job.deadline
-            if d is not None:
-                heapq.heappush(self._deadlines, (d, next(self._seq), job.lead))
+            if job.id in self.core.running:
+                self.metrics.preemptions.labels(job.model).inc()
+            self.core.requeue(job, now)
+            if job.deadline is not None:
                 self._reap.notify()
             self._work.notify_all()
             self.metrics.queue_depth.set(len(self.policy))
+            fired = self._expired(now)
+        self._fire(fired)
         for fn in self.listeners:
             fn()
 
     # -- completion --------------------------------------------------------------------------
-    def split(self, job: Job) -> list[Job]:
-        """Replace a running batch by one job per request (a batch whose preprocessing failed
+    def split(self, job: LiveBatch) -> list[LiveBatch]:
+        """Replace a running batch by one batch per request (a batch whose preprocessing failed
         is retried request by request, so one bad request fails alone)."""
         with self._lock:
-            self.running.pop(job.id, None)
-            jobs = []
-            for r in job.requests:
-                j = Job(next(self._job_ids), job.model, [r], worker=job.worker)
-                self.running[j.id] = j
-                jobs.append(j)
-            return jobs
+            return self.core.split(job)
 
-    def finish(self, job: Job, rows_out: Sequence[Inputs]) -> None:
+    def finish(self, job: LiveBatch, rows_out: Sequence[Inputs]) -> None:
         """Answer every request of ``job`` with its rows of ``rows_out``."""
         counts = [len(r.payload.rows) for r in job.requests]
         if len(rows_out) != sum(counts):
@@ -410,49 +387,40 @@ class Engine:
         m.batch_size.labels(job.model).observe(job.n_rows)
         if job.lock_wait:
             m.lock_wait.labels(job.model).observe(job.lock_wait)
-        fired = []
         with self._lock:
             now = self.now()
-            self.running.pop(job.id, None)
-            for r, outputs in zip(job.requests, per_request, strict=True):
-                self.predictor.observe(r, job.times.total)
-                if self._complete(r, job, now, "ok", outputs=outputs):
-                    fired.append(r.payload)
-        for t in fired:
-            t._fire()
+            ended = self.core.finish(job, now, job.times.total)
+            fired = [self._answer(r, job, outputs=out)
+                     for r, out in zip(ended, per_request[: len(ended)], strict=True)]
+        self._fire(fired)
 
-    def fail(self, job: Job, message: str, status: int = 500) -> None:
+    def fail(self, job: LiveBatch, message: str, status: int = 500) -> None:
         """Answer every request of ``job`` with an error (``status`` 4xx/5xx)."""
-        fired = []
         with self._lock:
-            now = self.now()
-            self.running.pop(job.id, None)
-            for r in job.requests:
-                if self._complete(r, job, now, "error", message=message, http_status=status):
-                    fired.append(r.payload)
-        for t in fired:
+            ended = self.core.fail(job, self.now())
+            fired = [self._answer(r, job, message=message, http_status=status) for r in ended]
+        self._fire(fired)
+
+    def _answer(
+        self, r: Request, job: LiveBatch | None, outputs: Inputs | None = None,
+        message: str = "", http_status: int | None = None,
+    ) -> Ticket:
+        """Under the lock: fill in the ticket of a request the core just ended, record it."""
+        t: Ticket = r.payload
+        t.outputs, t.error = outputs, message
+        t.http_status = http_status if http_status is not None else HTTP_STATUS[r.status]
+        if job is not None:
+            r.batch_size = job.n_rows
+        self.metrics.inflight.set(self.core.inflight)
+        self._record(r, job)
+        return t
+
+    @staticmethod
+    def _fire(tickets: list[Ticket]) -> None:
+        for t in tickets:
             t._fire()
 
-    def _complete(
-        self, r: Request, job: Job | None, now: float, status: str, outputs: Inputs | None = None,
-        message: str = "", http_status: int | None = None,
-    ) -> bool:
-        """Under the lock: end one admitted request (once).  True if it was still open."""
-        t: Ticket = r.payload
-        if t.done or r.status:
-            return False
-        r.end = now
-        r.status = status
-        t.outputs, t.error = outputs, message
-        t.http_status = http_status if http_status is not None else HTTP_STATUS[status]
-        if job is not None:
-            r.worker, r.batch_size = job.worker, job.n_rows
-        self.inflight -= 1
-        self.metrics.inflight.set(self.inflight)
-        self._record(r, job)
-        return True
-
-    def _record(self, r: Request, job: Job | None = None) -> None:
+    def _record(self, r: Request, job: LiveBatch | None = None) -> None:
         rec = r.to_record(self.config_id)
         t: Ticket = r.payload
         rec["cpu_util_at_arrival"] = t.cpu_util
@@ -471,36 +439,32 @@ class Engine:
         self.records.append(rec)
 
     # -- deadlines ---------------------------------------------------------------------------
-    def _expire(self, now: float) -> list[Ticket]:
-        """Under the lock: remove every queued request whose deadline has passed."""
-        if not self._deadlines or self._deadlines[0][0] > now:
-            return []
-
-        def expired(r: Request) -> bool:
-            job = r.payload.resumed
-            if job is None:
-                return r.expired(now)
-            d = job.deadline
-            return d is not None and now > d
-
-        while self._deadlines and self._deadlines[0][0] <= now:
-            heapq.heappop(self._deadlines)
-        removed = self.policy.remove_if(expired)
+    def _expired(self, now: float) -> list[Ticket]:
+        """Under the lock: answer (504) every request the core expired by ``now``.  The record
+        keeps the instant the answer went out (``now``), a hair after the deadline."""
         fired = []
-        for r in removed:
-            job = r.payload.resumed
-            members = job.requests if job is not None else [r]
-            if job is None:
-                self._fresh[r.model] -= 1
-            for m in members:
-                if self._complete(
-                    m, job, now, "timeout",
-                    message=f"deadline passed after {1000 * (now - m.enqueue):.0f} ms in the queue",
-                ):
-                    fired.append(m.payload)
-        if removed:
+        for r, job in self.core.expire(now):
+            r.end = now
+            fired.append(self._answer(
+                r, job, message=f"deadline passed after {1000 * (now - r.enqueue):.0f} ms "
+                "in the queue",
+            ))
+        if fired:
             self.metrics.queue_depth.set(len(self.policy))
         return fired
+
+    def next_deadline(self) -> float | None:
+        """The earliest deadline of a queued request (engine time), None if none."""
+        with self._lock:
+            return self.core.next_deadline()
+
+    def reap(self) -> int:
+        """Answer every queued request whose deadline has been reached; how many.  (The reaper
+        thread does this on time; a fake-clock driver calls it.)"""
+        with self._lock:
+            fired = self._expired(self.now())
+        self._fire(fired)
+        return len(fired)
 
     def _reap_loop(self) -> None:
         while True:
@@ -508,18 +472,17 @@ class Engine:
                 if self.stopped:
                     return
                 now = self.now()
-                fired = self._expire(now)
+                fired = self._expired(now)
                 if not fired:
-                    wait = (self._deadlines[0][0] - now + 1e-4) if self._deadlines else None
-                    self._reap.wait(wait)
-            for t in fired:
-                t._fire()
+                    nd = self.core.next_deadline()
+                    self._reap.wait(None if nd is None else nd - now + 1e-4)
+            self._fire(fired)
 
     # -- shutdown ----------------------------------------------------------------------------
     def stop_intake(self) -> None:
         """Refuse new requests (503); queued and running ones carry on."""
         with self._lock:
-            self.accepting = False
+            self.core.stop_intake()
             self._work.notify_all()  # stop waiting for batches to fill
 
     def drain(self, timeout: float) -> bool:
@@ -527,7 +490,7 @@ class Engine:
         end = time.perf_counter() + timeout
         while True:
             with self._lock:
-                if self.inflight <= 0:
+                if self.core.inflight <= 0:
                     return True
             if time.perf_counter() >= end:
                 return False
@@ -535,25 +498,16 @@ class Engine:
 
     def close(self, message: str = "server shut down before the request ran") -> None:
         """Stop: fail whatever is still queued or running (503) and release the executors."""
-        fired = []
         with self._lock:
-            self.accepting = False
-            self.stopped = True
             now = self.now()
-            for r in self.policy.remove_if(lambda r: True):
-                job = r.payload.resumed
-                for m in job.requests if job is not None else [r]:
-                    if self._complete(m, job, now, "rejected", message=message):
-                        fired.append(m.payload)
-            for job in list(self.running.values()):
-                for m in job.requests:
-                    if self._complete(m, job, now, "error", message=message, http_status=503):
-                        fired.append(m.payload)
-            self.running.clear()
+            fired = self._expired(now)
+            queued, running = self.core.close(now)
+            fired += [self._answer(m, job, message=message) for m, job in queued]
+            fired += [self._answer(m, job, message=message, http_status=503)
+                      for m, job in running]
             self._work.notify_all()
             self._reap.notify_all()
-        for t in fired:
-            t._fire()
+        self._fire(fired)
         if self.cpu is not None:
             self.cpu.close()
 

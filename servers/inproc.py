@@ -17,7 +17,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from servelab.servers.engine import Engine, Job
+from servelab.servers.engine import Engine, LiveBatch
 from servelab.servers.runner import Work
 from servelab.servers.zoo.base import ZooModel
 
@@ -58,7 +58,7 @@ class _Runner:
         self.models = dict(models)
         self.locks = make_locks(self.models, model_lock)
 
-    def _start_work(self, job: Job) -> Work | None:
+    def _start_work(self, job: LiveBatch) -> Work | None:
         """The job's Work, preprocessed; None when preprocessing failed (job answered)."""
         if job.work is not None:
             return job.work  # type: ignore[no-any-return]
@@ -75,7 +75,7 @@ class _Runner:
         job.work = work
         return work
 
-    def _run_alone(self, job: Job) -> None:
+    def _run_alone(self, job: LiveBatch) -> None:
         work = self._start_work(job)
         if work is not None:
             try:
@@ -85,7 +85,7 @@ class _Runner:
                 log.exception("%s failed", job.model)
                 self.engine.fail(job, _error_text(exc), 500)
 
-    def _finish(self, job: Job, work: Work) -> None:
+    def _finish(self, job: LiveBatch, work: Work) -> None:
         out = work.outputs(work.n)
         job.times = work.times
         self.engine.finish(job, out)
@@ -117,7 +117,7 @@ class ThreadExecutor(_Runner):
                 return
             self.execute(job)
 
-    def execute(self, job: Job) -> None:
+    def execute(self, job: LiveBatch) -> None:
         try:
             work = self._start_work(job)
             if work is None:
@@ -184,7 +184,7 @@ class InlineExecutor(_Runner):
             await self.execute(job)
             await asyncio.sleep(0)
 
-    async def execute(self, job: Job) -> None:
+    async def execute(self, job: LiveBatch) -> None:
         try:
             work = self._start_work(job)
             if work is None:

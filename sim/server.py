@@ -1,35 +1,42 @@
-"""The simulated server: one configuration's queue, workers, batching, locks and deadlines.
+"""The simulated server: the scheduling core on simulated time, with workers, the CPU model and
+model locks around it.
 
-It is driven by callbacks on a SimPy environment — no per-request SimPy process — so a request
-costs a handful of heap operations:
+Every scheduling decision — admission, the queue policy, batch formation and the batch
+timeout, dispatch, stage-boundary preemption, requeue, deadlines, predictor feedback — is
+:class:`servelab.core.scheduling.Scheduler`'s, the object the live engine wraps too.  This
+module adds only what the simulator itself models, driven by callbacks on a SimPy environment
+(no per-request SimPy process, so a request costs a handful of heap operations):
 
-* **arrival** (one timer per arrival, chained): expired requests are dropped from the queue,
-  then the request is rejected if the queue is full (``queue_capacity``), otherwise pushed into
-  the queue policy (from core/, unchanged) and a free worker is woken;
-* **dispatch**: while a worker is free and the queue is not empty, the policy picks the next
-  request — or, with ``max_batch > 1``, a batch of the same model (``pop_batch``); the batcher
-  waits until the batch is full or the head request has waited ``batch_timeout_ms``;
-* **model locks** (threads only): with ``model_lock`` ``per-model`` (or ``global``) a worker
-  that took a request whose model is busy waits for the lock, holding its request;
+* **arrival** (one timer per arrival, chained): the request enters the scheduler through
+  :meth:`SimServer.admit` — the hook a simulated front end calls after its own delay;
+* **workers**: a free worker asks the core for a batch (``take``); when the core says a batch
+  is waiting to fill, one timer wakes the workers at the time it names;
+* **model locks** (wherever inference runs in threads of the server process: ``threads``, and
+  ``async`` with ``offload="thread"``): with ``model_lock`` ``per-model`` (or ``global``) a
+  worker that took a batch whose model is busy waits for the lock, holding its batch and its
+  slot (first come, first served) — live, that worker's thread blocks the same way;
 * **execution**: the batch's CPU job runs on the :class:`~servelab.sim.cpu.FluidCpu`; under a
-  preemptive policy (MLFQ) it runs stage by stage and after each stage the policy's ``on_run``
-  decides whether to stop it at that boundary and ``requeue`` it;
-* **deadlines**: a queued request whose deadline passes leaves the queue at its deadline with
-  status ``timeout`` — it never waits past it (a request already running finishes).  Removal
-  is lazy but exact: expired requests are purged before anything reads the queue (arrivals,
-  dispatches), and their records carry the deadline as their end.
+  preemptive policy (MLFQ) it runs stage by stage and after each stage but the last the core
+  decides whether to stop it there (the lead request decides for the whole batch); a stopped
+  batch goes back to the queue whole and releases its worker and lock;
+* **completion**: the core ends the batch's requests and feeds the predictor the batch's
+  compute time — the seconds its CPU jobs ran (lock waits and time spent preempted excluded);
+* **deadlines**: the core's rules (a queued request ends ``timeout`` at its deadline; a
+  running one finishes).  The simulator asks for expired requests lazily — whenever it calls
+  the core — and the core dates each at its deadline, so the records are exact.
 
 The record of every request follows :data:`servelab.core.requests.RECORD_FIELDS`.  The HTTP,
 IPC and event-loop costs are part of the job (see :mod:`servelab.sim.service`), so ``enqueue``
-is the arrival instant and ``start`` is when a worker took the request from the queue.
+is the instant the request reached :meth:`SimServer.admit` and ``start`` is when a worker took
+it from the queue.
 """
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections import deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import simpy
@@ -40,29 +47,41 @@ from servelab.core.policies import QueuePolicy
 from servelab.core.predictor import RuntimePredictor
 from servelab.core.profile import ModelProfile
 from servelab.core.requests import Request
+from servelab.core.scheduling import Batch, Scheduler
 from servelab.core.workload import Arrivals
 from servelab.sim.cpu import FluidCpu
 from servelab.sim.service import Job, ServiceModel
 
 
-class Run:
-    """One batch on one worker, from dispatch to completion or preemption."""
+def inference_in_threads(config: ServerConfig) -> bool:
+    """Whether inference runs in threads of the server process, where ``model_lock`` guards
+    the models (threads; async with thread offload)."""
+    return config.concurrency == "threads" or (
+        config.concurrency == "async" and config.offload == "thread"
+    )
 
-    __slots__ = ("worker", "members", "mp", "job", "seg", "seg_start", "t0", "lock")
 
-    def __init__(self, worker: int, members: list[Request], mp: ModelProfile, lock: Any):
-        self.worker = worker
-        self.members = members
-        self.mp = mp
-        self.job: Job | None = None
-        self.seg = 0
-        self.seg_start = 0.0
-        self.t0 = 0.0
-        self.lock = lock
+@dataclass(eq=False, slots=True)
+class SimBatch(Batch):
+    """A :class:`~servelab.core.scheduling.Batch` with the simulator's execution state."""
+
+    mp: ModelProfile | None = None
+    job: Job | None = None  # the CPU job of the current run (segments = stages)
+    seg: int = 0  # segments of ``job`` done
+    seg_start: float = 0.0
+    stage: int = 0  # the model's next forward stage (advances under preemptive policies)
+    compute: float = 0.0  # seconds the batch's CPU jobs ran: the predictor's feedback
+    lock: Any = None  # the model lock it holds or waits for (None: no locking)
 
 
 class SimServer:
-    """One server configuration under one generated workload (see the module docstring)."""
+    """One server configuration under one generated workload (see the module docstring).
+
+    ``on_complete(request)``, when set, is called once for every request that ends (any
+    status, rejected ones included), at the simulated instant it ends — except an expired
+    request, which the core dates at its deadline (``request.end``) and the simulator learns
+    of at its next call to the core.
+    """
 
     def __init__(
         self,
@@ -80,24 +99,20 @@ class SimServer:
         self.cpu = cpu
         self.policy = policy
         self.predictor = predictor
+        self.scheduler: Scheduler[SimBatch] = Scheduler.for_config(
+            config, SimBatch, policy=policy, predictor=predictor
+        )
         self.preemptive = policy.preemptive
         inline = config.concurrency == "async" and config.offload == "inline"
         self.workers = 1 if inline else config.workers  # inline: the event loop is the worker
         self.free: list[int] = list(range(self.workers - 1, -1, -1))
-        self.capacity = config.queue_capacity
-        self.max_batch = config.max_batch
-        self.batch_timeout = config.batch_timeout_ms / 1e3
-        self.batch_wait = self.max_batch > 1 and self.batch_timeout > 0
-        self.group: Callable[[Request], Hashable] = (
-            (lambda r: (r.model, r.stage)) if self.preemptive else (lambda r: r.model)
-        )
-        self._counts: dict[Hashable, int] = {}
         self._batch_timer: Timeout | None = None
         self._batch_timer_at = math.inf
-        self.locking = config.concurrency == "threads" and config.model_lock != "none"
+        self.locking = inference_in_threads(config) and config.model_lock != "none"
         self.global_lock = config.model_lock == "global"
-        self._locks: dict[Any, deque[Run] | None] = {}  # key -> waiters (None: lock free)
-        self._model_index = {m: i for i, m in enumerate(arrivals.models)}
+        self._locks: dict[Any, deque[SimBatch] | None] = {}  # key -> waiters (None: lock free)
+        self._profiles = {m: service.model_profiles[i] for i, m in enumerate(arrivals.models)}
+        self.on_complete: Callable[[Request], None] | None = None
         # Arrivals as plain lists.
         self._times = arrivals.times.tolist()
         names = arrivals.models
@@ -107,7 +122,6 @@ class SimServer:
         self._deadline = [None if math.isnan(d) else d for d in arrivals.deadline.tolist()]
         self._has_deadlines = any(d is not None for d in self._deadline)
         self.requests: list[Request] = []
-        self._dl: list[tuple[float, int, Request]] = []
         # Occupancy (Little's law): number in system and its time integral.
         self.in_system = 0
         self.area = 0.0
@@ -122,6 +136,7 @@ class SimServer:
             t.callbacks.append(self._arrive)  # type: ignore[union-attr]
 
     def _occupancy(self, delta: int) -> None:
+        """Advance the time integral of the number in system to now, then add ``delta``."""
         now = self.env._now
         self.area += self.in_system * (now - self._t_area)
         self._t_area = now
@@ -141,82 +156,67 @@ class SimServer:
             service_time=self.service.service[i],
         )
         self.requests.append(r)
-        r.enqueue = now
-        if self._dl:
-            self._purge(now)
-        policy = self.policy
-        qlen = len(policy)
-        r.queue_len_at_arrival = qlen
-        if qlen >= self.capacity:
-            r.status = "rejected"
-            r.end = now
-            return
-        self.accepted += 1
+        self.admit(r, now)
+
+    def admit(self, request: Request, now: float) -> bool:
+        """The request enters the scheduler at ``now``: queued (True; a free worker is woken)
+        or refused (False; it has ended, status ``rejected`` or ``timeout``).
+
+        This is the one entry point of a request into the server: the arrival path calls it
+        at the request's arrival; a simulated front end calls it once the request has passed
+        the front end.  ``request.id`` must index the :class:`ServiceModel`'s arrays.
+        """
         self.area += self.in_system * (now - self._t_area)
         self._t_area = now
+        refused = self.scheduler.admit(request, now)
+        if self._has_deadlines:
+            self._expired(now)
+        if refused is not None:
+            if self.on_complete is not None:
+                self.on_complete(request)
+            return False
+        self.accepted += 1
         self.in_system += 1
-        policy.push(r, now)
-        if r.deadline is not None:
-            heapq.heappush(self._dl, (r.deadline, i, r))
-        if self.batch_wait:
-            g = self.group(r)
-            self._counts[g] = self._counts.get(g, 0) + 1
         if self.free:
             self._dispatch(now)
+        return True
 
-    def _purge(self, now: float) -> None:
-        """Drop every queued request whose deadline has passed (status timeout, end = deadline)."""
-        dl = self._dl
-        if dl[0][0] >= now:
+    def _expired(self, now: float) -> None:
+        """Account the requests the core expired (dated at their deadlines, before ``now``)."""
+        gone = self.scheduler.expire(now)
+        if not gone:
             return
-        found = False
-        while dl and dl[0][0] < now:
-            r = heapq.heappop(dl)[2]
-            if not r.status and r.worker < 0:
-                found = True
-        if not found:
-            return
-        removed = self.policy.remove_if(lambda q: q.deadline is not None and q.deadline < now)
         self._occupancy(0)
-        for q in removed:
-            q.status = "timeout"
-            q.end = q.deadline  # type: ignore[assignment]
+        cb = self.on_complete
+        for r, _ in gone:
             self.in_system -= 1
-            self.area -= now - q.end
-            if self.batch_wait:
-                self._counts[self.group(q)] -= 1
+            self.area -= now - r.end  # they left the system at r.end, not now
+            if cb is not None:
+                cb(r)
 
     # -- dispatch --------------------------------------------------------------------------------
     def _dispatch(self, now: float) -> None:
-        policy = self.policy
-        if self._dl:
-            self._purge(now)
-        while self.free and policy:
-            if self.max_batch == 1:
-                members = [policy.pop(now)]
-            else:
-                if self.batch_wait and not self._batch_ready(now):
-                    return
-                members = policy.pop_batch(self.max_batch, now, self.group)
-                if self.batch_wait:
-                    counts = self._counts
-                    for r in members:
-                        counts[self.group(r)] -= 1
-            self._start(self.free.pop(), members, now)
+        sched = self.scheduler
+        free = self.free
+        while free:
+            got = sched.take(now, free[-1])
+            if got is None:
+                break
+            if isinstance(got, float):
+                self._wake_at(got, now)
+                break
+            free.pop()
+            self._start(got, now)
+        if self._has_deadlines:
+            self._expired(now)
 
-    def _batch_ready(self, now: float) -> bool:
-        head = self.policy.peek()
-        if self._counts.get(self.group(head), 0) >= self.max_batch:
-            return True
-        due = head.enqueue + self.batch_timeout
-        if now >= due:
-            return True
-        if due < self._batch_timer_at:
-            self._batch_timer_at = due
-            timer = Timeout(self.env, due - now)
+    def _wake_at(self, at: float, now: float) -> None:
+        """One pending timer wakes the free workers when the core said to ask again."""
+        if at < self._batch_timer_at:
+            self._batch_timer_at = at
+            timer = Timeout(self.env, at - now)
             timer.callbacks.append(self._on_batch_timer)  # type: ignore[union-attr]
             self._batch_timer = timer
-        return False
 
     def _on_batch_timer(self, event: Any) -> None:
         if event is not self._batch_timer:
@@ -225,97 +225,83 @@ class SimServer:
         self._batch_timer_at = math.inf
         self._dispatch(self.env._now)
 
-    def _start(self, worker: int, members: list[Request], now: float) -> None:
-        model = members[0].model
-        mp = self.service.model_profiles[self._model_index[model]]
-        run = Run(worker, members, mp, ("*" if self.global_lock else model) if self.locking else None)
-        b = len(members)
-        for r in members:
-            if r.start != r.start:  # NaN: first service
-                r.start = now
-            r.worker = worker
+    def _start(self, batch: SimBatch, now: float) -> None:
+        reqs = batch.requests
+        b = len(reqs)
+        for r in reqs:
             r.batch_size = b
-        if run.lock is not None:
-            waiters = self._locks.get(run.lock)
+        if batch.mp is None:
+            batch.mp = self._profiles[batch.model]
+        if self.locking:
+            batch.lock = "*" if self.global_lock else batch.model
+            waiters = self._locks.get(batch.lock)
             if waiters is not None:
-                waiters.append(run)  # lock busy: wait for it, holding the batch
+                waiters.append(batch)  # lock busy: wait for it, holding the batch
                 return
-            self._locks[run.lock] = deque()
-        self._run(run, now)
+            self._locks[batch.lock] = deque()
+        self._run(batch, now)
 
-    def _run(self, run: Run, now: float) -> None:
-        run.t0 = run.seg_start = now
-        members = run.members
-        if not self.preemptive and len(members) == 1:
-            i = members[0].id
+    # -- execution -------------------------------------------------------------------------------
+    def _run(self, batch: SimBatch, now: float) -> None:
+        batch.seg_start = now
+        reqs = batch.requests
+        if not self.preemptive and len(reqs) == 1:
+            i = reqs[0].id
             svc = self.service
-            self.cpu.submit(svc.solo_work[i], svc.solo_demand[i], svc.solo_gil[i], self._done, run)
+            self.cpu.submit(svc.solo_work[i], svc.solo_demand[i], svc.solo_gil[i], self._done, batch)
             return
-        job = self.service.job(members, run.mp, members[0].stage, split=self.preemptive)
-        run.job = job
-        run.seg = 0
-        self.cpu.submit(job.segments[0], job.demand, job.gil, self._segment_done, run)
+        mp = batch.mp
+        assert mp is not None
+        job = self.service.job(reqs, mp, batch.stage, split=self.preemptive)
+        batch.job = job
+        batch.seg = 0
+        self.cpu.submit(job.segments[0], job.demand, job.gil, self._segment_done, batch)
 
-    def _segment_done(self, run: Run) -> None:
+    def _segment_done(self, batch: SimBatch) -> None:
         now = self.env._now
-        job = run.job
+        job = batch.job
         assert job is not None
-        run.seg += 1
-        ran = now - run.seg_start
-        if self.preemptive:
-            preempt = False
-            for r in run.members:
-                r.stage += 1
-                if self.policy.on_run(r, ran, now):
-                    preempt = True
-            if run.seg < len(job.segments) and preempt:
-                self._preempt(run, now)
-                return
-        if run.seg < len(job.segments):
-            run.seg_start = now
-            self.cpu.submit(job.segments[run.seg], job.demand, job.gil, self._segment_done, run)
+        batch.seg += 1
+        if batch.seg >= len(job.segments):
+            self._done(batch)
             return
-        self._done(run)
+        ran = now - batch.seg_start
+        batch.compute += ran
+        batch.stage += 1  # split jobs only (preemptive): one segment per stage
+        sched = self.scheduler
+        stop = sched.on_stage(batch, ran, now)
+        if stop:
+            sched.requeue(batch, now)
+        if self._has_deadlines:
+            self._expired(now)
+        if stop:
+            self._release(batch, now)
+            return
+        batch.seg_start = now
+        self.cpu.submit(job.segments[batch.seg], job.demand, job.gil, self._segment_done, batch)
 
-    def _preempt(self, run: Run, now: float) -> None:
-        policy = self.policy
-        for r in run.members:
-            r.worker = -1
-            if r.deadline is not None and now > r.deadline:
-                r.status = "timeout"
-                r.end = now
-                self._occupancy(-1)
-                continue
-            policy.requeue(r, now)
-            if self.batch_wait:
-                g = self.group(r)
-                self._counts[g] = self._counts.get(g, 0) + 1
-            if r.deadline is not None:
-                heapq.heappush(self._dl, (r.deadline, r.id, r))
-        self._release(run, now)
-
-    def _done(self, run: Run) -> None:
+    def _done(self, batch: SimBatch) -> None:
         now = self.env._now
+        batch.compute += now - batch.seg_start
         self.area += self.in_system * (now - self._t_area)
         self._t_area = now
-        pred = self.predictor
-        for r in run.members:
-            r.end = now
-            r.status = "ok"
-            self.in_system -= 1
-            if pred is not None:
-                pred.observe(r, r.executed if self.preemptive else now - run.t0)
-        self._release(run, now)
+        ended = self.scheduler.finish(batch, now, batch.compute)
+        self.in_system -= len(ended)
+        cb = self.on_complete
+        if cb is not None:
+            for r in ended:
+                cb(r)
+        self._release(batch, now)
 
-    def _release(self, run: Run, now: float) -> None:
-        """Free the run's lock (handing it to the next waiter) and its worker, then dispatch."""
-        if run.lock is not None:
-            waiters = self._locks[run.lock]
+    def _release(self, batch: SimBatch, now: float) -> None:
+        """Free the batch's lock (handing it to the next waiter) and its worker, then dispatch."""
+        if batch.lock is not None:
+            waiters = self._locks[batch.lock]
             if waiters:
                 self._run(waiters.popleft(), now)
             else:
-                self._locks[run.lock] = None
-        self.free.append(run.worker)
+                self._locks[batch.lock] = None
+        self.free.append(batch.worker)
         if self.policy:
             self._dispatch(now)
 
@@ -327,4 +313,9 @@ class SimServer:
             raise RuntimeError(
                 f"simulation ended with {len(left)} unfinished and "
                 f"{len(self._times) - len(self.requests)} unarrived requests"
+            )
+        if self.in_system or self.scheduler.inflight:
+            raise RuntimeError(
+                f"occupancy out of balance: {self.in_system} in system, "
+                f"{self.scheduler.inflight} in flight in the scheduler"
             )
