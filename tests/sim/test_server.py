@@ -145,6 +145,18 @@ def test_per_model_lock_serializes_one_model_and_global_lock_all():
     assert ends(glob) == [1.0, 2.0]
 
 
+@pytest.mark.parametrize(
+    ("concurrency", "offload", "locked"),
+    [("threads", "thread", True), ("async", "thread", True), ("async", "process", False),
+     ("processes", "thread", False)],
+)
+def test_model_locks_apply_wherever_inference_runs_in_server_threads(concurrency, offload, locked):
+    # Live, async with thread offload runs inference in the same lock-guarded thread pool as
+    # the threads server; worker processes (and process offload) have no model lock.
+    config = cfg(workers=2, concurrency=concurrency, offload=offload, model_lock="per-model")
+    assert ends(simulate(config, burst(2), ideal())) == ([1.0, 2.0] if locked else [1.0, 1.0])
+
+
 def test_ipc_cost_is_paid_by_processes_only():
     prof = default_profile()
     wl = WorkloadSpec(
