@@ -1,8 +1,9 @@
 """servelab.sim — the SimPy model of one server configuration, and what runs it at scale.
 
 * :mod:`~servelab.sim.run` — ``simulate(config, workload, profile, seed)`` -> records + summary
-* :mod:`~servelab.sim.server` — queue (core/ policies, unchanged), workers, batching, locks,
-  MLFQ preemption, bounded queue, deadlines
+* :mod:`~servelab.sim.server` — the scheduling core (core/scheduling.py: admission, policy,
+  batching, MLFQ preemption, bounded queue, deadlines — the live engine's, unchanged) on
+  simulated time, with workers, model locks and the CPU model
 * :mod:`~servelab.sim.cpu` — cores shared in the fluid limit, interference, the GIL token
 * :mod:`~servelab.sim.service` — per-request and per-batch CPU work from the profile
 * :mod:`~servelab.sim.sweep`, :mod:`~servelab.sim.executors`, :mod:`~servelab.sim.oracle` —
