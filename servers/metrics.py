@@ -62,6 +62,18 @@ class ServerMetrics:
         self.worker_restarts = Counter(
             "servelab_worker_restarts", "Worker processes replaced after dying", registry=r
         )
+        self.worker_deaths = Counter(
+            "servelab_worker_deaths", "Worker processes that died holding a batch, by model",
+            ["model"], registry=r,
+        )
+        self.retries = Counter(
+            "servelab_retries", "Requests retried on a fresh worker after theirs died",
+            ["model"], registry=r,
+        )
+        self.poison = Counter(
+            "servelab_poison_requests", "Requests answered 500 because the worker died running "
+            "them twice (the first run and its retry)", ["model"], registry=r,
+        )
         self.preemptions = Counter(
             "servelab_preemptions", "Batches preempted at a stage boundary (MLFQ)", ["model"],
             registry=r,

@@ -9,9 +9,14 @@ dispatcher asks the engine (``policy.on_run``) whether to stop there; a stopped 
 back as ``(batch, stage, state)`` and may resume in any worker.
 
 Faults: a worker that dies (SIGKILL, OOM, crash) shows up as EOF on its socket — at once when
-it held a job, within ``LIVENESS_S`` when idle.  Only the job it held fails (500, naming the
-worker); the dispatcher asks the zygote for a replacement (a ``fork()``, milliseconds) and
-carries on.  IPC time per batch is the round trip minus the worker's own busy time.
+it held a job, within ``LIVENESS_S`` when idle.  The dispatcher asks the zygote for a
+replacement (a ``fork()``, milliseconds) and retries the job it held there once, from its
+inputs (inference is idempotent): a batch of several requests is retried request by request, so
+that a request that kills its worker (a "poison" input) dies alone.  A request whose retry dies
+too is answered 500, naming the model, and counted (``servelab_poison_requests``); so a kill -9
+of a worker loses nothing unless the retry dies too.  Deaths and retries are counted per model
+(``servelab_worker_deaths``, ``servelab_retries``).  IPC time per batch is the round trip minus
+the worker's own busy time.
 """
 
 from __future__ import annotations
@@ -226,7 +231,9 @@ class ProcessExecutor:
             except (EOFError, OSError):
                 self._restart(slot, "died while idle")
 
-    def _run(self, slot: Slot, job: Job) -> None:
+    def _run(self, slot: Slot, job: Job, died: tuple[int, ...] = ()) -> None:
+        """Run ``job`` on ``slot``'s worker; ``died``: the pids of workers that already died
+        running it (one = this is the retry)."""
         if slot.conn is None:
             self._restart(slot, "was missing")
             if slot.conn is None:
@@ -269,11 +276,34 @@ class ProcessExecutor:
                         self.engine.fail(job, message, status)
                 return
         except (EOFError, OSError) as exc:
-            pid = slot.pid
-            self.engine.fail(
-                job, f"worker {slot.index} (pid {pid}) died while serving this request", 500
-            )
-            self._restart(slot, f"died while serving a request ({type(exc).__name__})")
+            self._died(slot, job, (*died, slot.pid), exc)
+
+    def _died(self, slot: Slot, job: Job, died: tuple[int, ...], exc: BaseException) -> None:
+        """The worker died holding ``job``: replace it, then retry once or give up."""
+        m = self.engine.metrics
+        m.worker_deaths.labels(job.model).inc()
+        self._restart(slot, f"died while serving {job.model} ({type(exc).__name__})")
+        job.batch = job.state = None  # a retry starts over from the inputs
+        job.stage = 0
+        if len(died) < 2 and not (self._closing or self.engine.stopped):
+            m.retries.labels(job.model).inc(len(job.requests))
+            if len(job.requests) > 1:  # one by one: a poison request then dies alone
+                for sub in self.engine.split(job):
+                    self._run(slot, sub, died)
+            else:
+                self._run(slot, job, died)
+            return
+        pids = " and ".join(map(str, died))
+        if len(died) >= 2:
+            m.poison.labels(job.model).inc(len(job.requests))
+            log.error("%s request killed its worker twice (pids %s); answered 500", job.model,
+                      pids)
+            message = (f"model '{job.model}': the worker process died twice running this "
+                       f"request (pids {pids}); not retried again")
+        else:
+            message = (f"model '{job.model}': worker {slot.index} (pid {pids}) died running "
+                       "this request while the server was stopping")
+        self.engine.fail(job, message, 500)
 
     def _account(self, job: Job, t0: float, busy: float) -> None:
         ipc = max(0.0, time.perf_counter() - t0 - busy)

@@ -17,6 +17,16 @@ the spec, the zygote answers ``{"ready": pid}``; then each ``{"spawn": i}`` pack
 worker's end of its socket pair as ``SCM_RIGHTS`` and is answered ``{"pid": ...}``.  EOF on the
 control socket (the server exited or died) ends the zygote; EOF on a worker's socket ends that
 worker.
+
+Signals: the zygote and its workers ignore SIGINT and SIGTERM — the server coordinates shutdown
+(drain, then ``exit`` to idle workers and EOF on every socket), so a SIGTERM sent to the whole
+process group (a terminal, ``systemd``'s default ``KillMode=control-group``) drains instead of
+killing the workers under the requests they hold.
+
+Test hook (never set in production): with the environment variable
+:data:`POISON_ENV` set to a number of seconds, a ``sleep`` request for exactly that long kills
+the worker that takes it (SIGKILL, as the OOM killer would) — a "poison" request for the
+pool's retry tests.
 """
 
 from __future__ import annotations
@@ -38,6 +48,22 @@ from servelab.servers.ipc import Arena, dumps, loads
 log = logging.getLogger(__name__)
 
 INPUT_ERRORS = (ValueError, TypeError, KeyError, UnicodeDecodeError)
+POISON_ENV = "SERVELAB_TEST_POISON_SECONDS"
+"""Test-only: a ``sleep`` request of this many seconds kills its worker (see the docstring)."""
+
+
+def _poison_seconds() -> float | None:
+    value = os.environ.get(POISON_ENV)
+    return float(value) if value else None
+
+
+def _is_poison(poison: float | None, name: str, rows: Any) -> bool:
+    if poison is None or name != "sleep" or not rows:
+        return False
+    import numpy as np
+
+    return any(np.isclose(np.asarray(r.get("seconds", -1.0), dtype=np.float64).reshape(-1)[:1],
+                          poison, rtol=1e-6, atol=0).any() for r in rows)
 
 
 def send_json(sock: socket.socket, obj: Any, fds: list[int] | None = None) -> None:
@@ -74,6 +100,7 @@ def worker_main(index: int, conn: Connection, arena_in: Arena, arena_out: Arena,
     from servelab.servers.runner import Work
 
     torch.set_num_threads(intra_op_threads)
+    poison = _poison_seconds()
     while True:
         try:
             data = conn.recv_bytes()
@@ -87,6 +114,8 @@ def worker_main(index: int, conn: Connection, arena_in: Arena, arena_out: Arena,
             conn.send_bytes(dumps(("pong", os.getpid())))
             continue
         _, name, n, rows, batch, stage, state, preemptive = msg
+        if _is_poison(poison, name, rows):
+            os.kill(os.getpid(), signal.SIGKILL)
         busy = 0.0
         t0 = time.perf_counter()
         try:
@@ -134,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s zygote: %(message)s")
     ctl = socket.socket(fileno=int(argv[0]))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server coordinates shutdown
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # (workers inherit both)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps dead workers
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     spec, _ = recv_json(ctl)
@@ -169,7 +199,6 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 ctl.close()
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 worker_main(i, Connection(fds[0]), arenas[i][0], arenas[i][1], models,
                             spec["intra_op_threads"])
             except BaseException:

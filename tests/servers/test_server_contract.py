@@ -9,13 +9,11 @@ assertions only bound from above by generous margins (the machine is shared).
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -24,16 +22,24 @@ import pytest
 import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
-from servelab.core.config import ServerConfig
 from servelab.core.requests import RECORD_COLUMNS
-from servelab.servers.base import SETUPS, ServeOptions, Server, make_server
+from servelab.servers.base import Server
 from servelab.servers.models import get_servables
 from servelab.servers.oip import encode_request
 
-ZOO = ("mobilenet_v2", "distilbert", "lstm_forecaster")
-MODELS = (*ZOO, "noop", "sleep")
-KINDS = SETUPS
-TIMEOUT = httpx.Timeout(60.0)
+from .helpers import (
+    KINDS,
+    MODELS,
+    TIMEOUT,
+    ZOO,
+    Background,
+    engine_settled,
+    infer_body,
+    post,
+    sleep_request,
+    start,
+    wait_until,
+)
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -43,79 +49,6 @@ def tiny_models() -> dict[str, Any]:
     for m in models.values():
         m.load()
     return models
-
-
-def start(kind: str, loaded: dict[str, Any] | None = None, **config: Any) -> Server:
-    cfg = ServerConfig(**{**KINDS[kind], **config})
-    options = ServeOptions(port=0, variant="tiny", max_request_mb=1.0, drain_timeout_s=10)
-    return make_server(cfg, options, models=loaded).start()
-
-
-def infer_body(
-    inputs: dict[str, np.ndarray], id: str | None = None, **parameters: Any
-) -> tuple[bytes, dict[str, str]]:
-    return encode_request(inputs, id=id, parameters=parameters or None)
-
-
-def post(srv: Server, model: str, body: bytes, headers: dict[str, str] | None = None,
-         client: httpx.Client | None = None) -> httpx.Response:
-    c = client or httpx.Client(timeout=TIMEOUT)
-    try:
-        return c.post(f"{srv.url}/v2/models/{model}/infer", content=body,
-                      headers=headers or {"Content-Type": "application/json"})
-    finally:
-        if client is None:
-            c.close()
-
-
-def sleep_request(
-    srv: Server, seconds: float, id: str | None = None, **parameters: Any
-) -> httpx.Response:
-    body, headers = infer_body({"seconds": np.array([[seconds]], np.float32)}, id, **parameters)
-    return post(srv, "sleep", body, headers)
-
-
-def stats(srv: Server) -> dict[str, Any]:
-    return httpx.get(f"{srv.url}/servelab/stats", timeout=TIMEOUT).json()  # type: ignore[no-any-return]
-
-
-def wait_until(cond: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-class Background:
-    """Run a request in a thread; ``.result`` once joined."""
-
-    def __init__(self, fn: Callable[[], Any]):
-        self.result: Any = None
-        self.error: BaseException | None = None
-        self.done_at = 0.0
-
-        def run() -> None:
-            try:
-                self.result = fn()
-            except BaseException as exc:  # pragma: no cover - surfaced by get()
-                self.error = exc
-            self.done_at = time.monotonic()
-
-        self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
-
-    def get(self, timeout: float = 60.0) -> Any:
-        self.thread.join(timeout)
-        assert not self.thread.is_alive(), "request did not finish"
-        if self.error is not None:
-            raise self.error
-        return self.result
-
-
-def engine_settled(srv: Server, inflight: int, queued: int) -> Callable[[], bool]:
-    return lambda: srv.engine.inflight == inflight and srv.engine.queue_len() == queued
 
 
 # -- the contract suite over every server ---------------------------------------------------------
@@ -367,44 +300,6 @@ def test_mlfq_preempts_a_long_request(small: Server) -> None:
     assert recs["short"]["end"] < recs["blocker"]["end"]
     assert recs["blocker"]["preemptions"] >= 1
     assert "servelab_preemptions_total" in httpx.get(f"{small.url}/metrics").text
-
-
-# -- worker faults (process pools) ----------------------------------------------------------------
-@pytest.mark.parametrize("kind", ["processes", "async-process"])
-def test_killed_worker_is_replaced_and_only_its_request_fails(kind: str) -> None:
-    srv = start(kind, workers=2, models=("sleep", "noop"))
-    try:
-        long = Background(lambda: sleep_request(srv, 5.0, id="victim"))
-        wait_until(lambda: any(s.job is not None for s in srv.executor.slots), what="busy worker")
-        slot = next(s for s in srv.executor.slots if s.job is not None)
-        victim_pid = slot.pid
-        body, headers = infer_body({"input": np.ones((1, 3), np.float32)})
-        others = [Background(lambda: post(srv, "noop", body, headers)) for _ in range(6)]
-        t_kill = time.monotonic()
-        os.kill(victim_pid, signal.SIGKILL)
-        r = long.get()
-        assert r.status_code == 500, r.text
-        assert "died" in r.json()["error"]
-        wait_until(lambda: slot.pid != victim_pid and slot.conn is not None, timeout=10,
-                   what="replacement worker")
-        assert time.monotonic() - t_kill < 2.0, "worker not replaced within 2 s"
-        assert all(o.get().status_code == 200 for o in others)
-        # An idle worker killed is noticed and replaced too.
-        idle = next(s for s in srv.executor.slots if s is not slot)
-        idle_pid = idle.pid
-        t_kill = time.monotonic()
-        os.kill(idle_pid, signal.SIGKILL)
-        wait_until(lambda: idle.pid != idle_pid and idle.conn is not None, timeout=10,
-                   what="replacement of the idle worker")
-        assert time.monotonic() - t_kill < 2.0
-        for _ in range(6):
-            assert post(srv, "noop", body, headers).status_code == 200
-        workers = stats(srv)["workers"]
-        assert {w["pid"] for w in workers} == {s.pid for s in srv.executor.slots}
-        assert all(w["uss"] > 0 and w["pss"] > 0 for w in workers)
-        assert "servelab_worker_restarts_total 2.0" in httpx.get(f"{srv.url}/metrics").text
-    finally:
-        srv.stop()
 
 
 # -- graceful drain on SIGTERM (the `servelab serve` process) -------------------------------------
