@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import threading
 import time
 import zlib
@@ -45,6 +46,15 @@ from servelab.servers.zoo.base import ZooModel
 log = logging.getLogger(__name__)
 
 JSON = {"Content-Type": "application/json"}
+MAX_ROWS = 1024
+"""Most rows (batch dimension) one request may carry; beyond, 400 (Triton's max_batch_size)."""
+READ_TIMEOUT_S = 30.0
+"""Longest a client may take to send one request, head and body (then 408 and close)."""
+INFER_PATH = re.compile(r"^/v2/models/([^/]+)(?:/versions/[^/]+)?/infer$")
+"""``POST`` here is an infer request (group 1: the model)."""
+DECODE_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError,
+                 RecursionError)
+"""What a codec gap could raise on hostile input: answered 400, never 500 (and logged)."""
 STATUS_LABEL = {
     200: "ok", 400: "bad_request", 404: "not_found", 413: "too_large", 500: "error",
     503: "rejected", 504: "timeout",
@@ -89,10 +99,10 @@ def _parameter(params: Mapping[str, Any], name: str, kind: str) -> Any:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise OipError(f"parameter '{name}' must be a number, got {type(value).__name__}")
-    if kind == "int" and value != int(value):
-        raise OipError(f"parameter '{name}' must be an integer, got {value}")
     if not math.isfinite(value) or value < 0:
         raise OipError(f"parameter '{name}' must be a non-negative number, got {value}")
+    if kind == "int" and value != int(value):
+        raise OipError(f"parameter '{name}' must be an integer, got {value}")
     return int(value) if kind == "int" else float(value)
 
 
@@ -134,6 +144,9 @@ class OipApi:
         self.max_request_bytes = max_request_bytes
         self.server_name = server_name
         self.info = info or dict
+        self.max_rows = MAX_ROWS
+        self.read_timeout_s = READ_TIMEOUT_S
+        """The front ends read these on every request: a test may lower them on a live server."""
         self.ready = False
         self.active = 0  # requests inside an infer handler
         self._active_lock = threading.Lock()
@@ -197,6 +210,35 @@ class OipApi:
                 f"{self.max_request_bytes}-byte cap"))
         return None
 
+    def front_door(self, method: str, path: str, content_length: int | None) -> Reply | None:
+        """The answer to a request decided from its request line and headers alone — before its
+        body is read or parsed: 413 when the declared body is over the cap, 503 (with
+        ``Retry-After``) while the server drains or its queue is full.  None: read on.  Only
+        infer requests are ever refused here: health, metadata and /metrics always get through.
+        """
+        if method != "POST":
+            return None
+        m = INFER_PATH.match(path)
+        if m is None:
+            return None
+        early = self.too_large(content_length)
+        if early is not None:
+            return early
+        return self.admission(m.group(1))
+
+    def admission(self, model: str | None = None) -> Reply | None:
+        """503 when the engine could not take the request now (draining, queue full): the
+        engine's own admission test, asked before the body is read (a race with requests
+        finishing only ever errs towards admitting; the engine has the last word)."""
+        e = self.engine
+        if not e.accepting:
+            message = "server is shutting down"
+        elif e.queue_len() >= e.capacity:
+            message = f"queue full ({e.capacity} requests waiting)"
+        else:
+            return None
+        return self._count(model, error_reply(503, message, e.retry_after()))
+
     def body_too_large(self) -> Reply:
         return self._count(None, error_reply(
             413, f"request body exceeds the {self.max_request_bytes}-byte cap"))
@@ -233,8 +275,17 @@ class OipApi:
                 if o not in {s.name for s in model.outputs}:
                     raise OipError(f"unknown output '{o}'; model outputs: "
                                    f"{', '.join(s.name for s in model.outputs)}")
+            if infer.batch_size > self.max_rows:
+                first = next(iter(infer.inputs))
+                raise OipError(f"input '{first}': a batch of {infer.batch_size} rows is more "
+                               f"than the {self.max_rows} one request may carry")
         except OipError as exc:
             return self._count(name, error_reply(exc.status, str(exc)))
+        except DECODE_ERRORS as exc:  # a gap in the codec's checks: still the client's input
+            log.warning("%s: request refused by an unexpected %s: %s", name,
+                        type(exc).__name__, exc)
+            return self._count(name, error_reply(
+                400, f"malformed request: {type(exc).__name__}: {str(exc)[:200]}"))
         rows = split_rows(infer.inputs)
         try:
             size = int(model.input_size(rows[0]))

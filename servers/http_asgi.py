@@ -4,21 +4,37 @@ The infer handler awaits a future that the request's ticket resolves (thread-saf
 executor answers it; with ``--offload inline`` that executor is itself a coroutine on this loop.
 uvicorn runs with its default pure-Python protocol stack here (h11 + asyncio: httptools and
 uvloop are not installed).
+
+The front door, as in the WSGI front end:
+
+* before the body is received, :meth:`OipApi.front_door` may answer an infer request at once:
+  413 when the declared body is over the cap, 503 with ``Retry-After`` while draining or with
+  the queue full.  uvicorn then drops the unread body as it arrives and keeps the connection,
+  so the client finishes sending and reads the answer (no reset);
+* read timeouts (``api.read_timeout_s``): :class:`GuardedH11Protocol` answers 408 and closes a
+  connection whose request head has not arrived within the limit of its first byte (or of the
+  connection opening, when nothing comes), and the infer handler answers 408 when the body
+  has not arrived by then either.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import socket
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import h11
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
+from starlette.requests import ClientDisconnect
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from servelab.servers.api import OipApi, Pending, Reply, error_reply
 from servelab.servers.engine import Ticket
@@ -26,8 +42,13 @@ from servelab.servers.engine import Ticket
 log = logging.getLogger(__name__)
 
 
+READ_STARTED = "servelab.read_started"
+"""Scope key: when the request's first byte arrived (monotonic clock)."""
+
+
 def make_fastapi_app(api: OipApi) -> FastAPI:
     app = FastAPI(title="servelab", openapi_url=None, docs_url=None, redoc_url=None)
+    app.state.servelab_api = api  # the protocol's read timeout asks it too
 
     def send(reply: Reply) -> Response:
         return Response(reply.body, status_code=reply.status, headers=reply.headers)
@@ -58,15 +79,33 @@ def make_fastapi_app(api: OipApi) -> FastAPI:
     @app.post("/v2/models/{name}/versions/{version}/infer")
     async def infer(name: str, request: Request, version: str | None = None) -> Response:
         cl = request.headers.get("content-length")
-        early = api.too_large(int(cl) if cl and cl.isdigit() else None)
-        if early is not None:
+        early = api.front_door("POST", request.url.path, int(cl) if cl and cl.isdigit() else None)
+        if early is not None:  # before the body: uvicorn drops it as it arrives
             return send(early)
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > api.max_request_bytes:
-                return send(api.body_too_large())
-            chunks.append(chunk)
+        chunks: list[bytes] = []
+        started = request.scope.get(READ_STARTED) or time.monotonic()
+        left = api.read_timeout_s - (time.monotonic() - started)
+
+        async def read() -> Reply | None:
+            size = 0
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > api.max_request_bytes:
+                    return api.body_too_large()
+                chunks.append(chunk)
+            return None
+
+        try:
+            refused = await asyncio.wait_for(read(), max(left, 0.001))
+        except asyncio.TimeoutError:
+            reply = error_reply(408, f"request body not received within "
+                                     f"{api.read_timeout_s:g} s (a slow client)")
+            reply.headers["Connection"] = "close"
+            return send(reply)
+        except ClientDisconnect:
+            return Response(status_code=499)  # nobody to answer
+        if refused is not None:
+            return send(refused)
         pending = api.begin_infer(name, b"".join(chunks), request.headers)
         if not isinstance(pending, Pending):
             return send(pending)
@@ -112,6 +151,65 @@ def make_fastapi_app(api: OipApi) -> FastAPI:
     return app
 
 
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with a read timeout for the request head (see the module
+    docstring); the time the head's first byte arrived goes into the scope for the body's.
+    ``api`` is set on a per-server subclass."""
+
+    api: OipApi | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._started: float | None = time.monotonic()
+        self._timer: asyncio.TimerHandle | None = None
+        self._arm()
+
+    def _limit(self) -> float:
+        return self.api.read_timeout_s if self.api is not None else 30.0
+
+    def _arm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        assert self._started is not None
+        delay = self._limit() - (time.monotonic() - self._started)
+        self._timer = self.loop.call_later(max(delay, 0.0), self._read_timeout)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._started = None
+
+    def data_received(self, data: bytes) -> None:
+        waiting_for_head = self.conn.their_state is h11.IDLE
+        if waiting_for_head and self._started is None and data:
+            self._started = time.monotonic()  # a new request's first byte
+            self._arm()
+        cycle = self.cycle
+        super().data_received(data)
+        if self.cycle is not cycle and self.cycle is not None:  # its head is in
+            self.cycle.scope[READ_STARTED] = self._started  # type: ignore[literal-required]
+            self._disarm()
+
+    def _read_timeout(self) -> None:
+        self._timer = None
+        if self.transport.is_closing() or self._started is None:
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            return  # a response is under way: not ours to interrupt
+        limit = self._limit()
+        body = json.dumps({"error": f"request head not received within {limit:g} s "
+                                    "(a slow client)"}).encode()
+        head = (f"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+                f"content-length: {len(body)}\r\nconnection: close\r\n\r\n").encode()
+        self.transport.write(head + body)
+        self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+
 class UvicornFrontend:
     """uvicorn serving ``app`` on an already-bound socket, its event loop in a daemon thread.
 
@@ -125,9 +223,13 @@ class UvicornFrontend:
     ):
         self.sock = sock
         self.on_loop = on_loop
+        state = getattr(app, "state", None)
+        protocol = type("Protocol", (GuardedH11Protocol,),
+                        {"api": getattr(state, "servelab_api", None)})
         config = uvicorn.Config(
             app, log_level="warning", access_log=False, lifespan="off", loop="asyncio",
-            http="h11", backlog=2048, timeout_keep_alive=30, timeout_graceful_shutdown=2,
+            http=protocol, backlog=2048, timeout_keep_alive=30,
+            timeout_graceful_shutdown=2,
         )
         self.server = uvicorn.Server(config)
         self.loop: asyncio.AbstractEventLoop | None = None

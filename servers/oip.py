@@ -8,7 +8,10 @@ and its length is given by the ``Inference-Header-Content-Length`` HTTP header.
 
 Nothing here evaluates or unpickles anything: numbers become arrays through ``np.asarray`` /
 ``np.frombuffer`` with an explicit dtype, and every mismatch raises :class:`OipError` with the
-HTTP status and a message that names the field.
+HTTP status and a message that names the field — including hostile input: JSON nested deeper
+than the parser goes (``"[" * 100000``), strings that are not valid Unicode (a lone UTF-16 surrogate such
+as ``"\ud800"`` in a BYTES element), wrong JSON types anywhere, shapes of more than
+:data:`MAX_RANK` dimensions or a dimension over :data:`MAX_DIM`, and empty dimensions.
 """
 
 from __future__ import annotations
@@ -25,6 +28,10 @@ import numpy as np
 from servelab.servers.zoo.base import TensorSpec
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
+MAX_RANK = 16
+"""Most dimensions a tensor may have."""
+MAX_DIM = 2**31 - 1
+"""Largest size of one dimension."""
 
 DTYPES: dict[str, Any] = {
     "BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32,
@@ -75,20 +82,35 @@ def encode_tensor(name: str, arr: np.ndarray, binary: bool = False) -> tuple[dic
     return obj, b""
 
 
-def _flatten(data: Any, where: str) -> list[Any]:
+def _flatten(data: Any, where: str, rank: int) -> list[Any]:
+    """``data`` flattened row-major (no recursion: nesting is bounded by the tensor's rank)."""
     if not isinstance(data, list):
         raise OipError(f"{where}: 'data' must be a list")
-    if data and isinstance(data[0], list):
-        return list(_iter_flat(data))
-    return data
-
-
-def _iter_flat(data: Any) -> Any:
-    for x in data:
-        if isinstance(x, list):
-            yield from _iter_flat(x)
+    if not data or not isinstance(data[0], list):
+        return data
+    out: list[Any] = []
+    stack = [(iter(data), 1)]
+    while stack:
+        it, depth = stack[-1]
+        for x in it:
+            if isinstance(x, list):
+                if depth >= max(rank, 1):
+                    raise OipError(f"{where}: 'data' is nested deeper than its shape's "
+                                   f"{rank} dimensions")
+                stack.append((iter(x), depth + 1))
+                break
+            out.append(x)
         else:
-            yield x
+            stack.pop()
+    return out
+
+
+def _text(x: str, where: str, k: int) -> bytes:
+    try:
+        return x.encode()
+    except UnicodeEncodeError as exc:
+        raise OipError(f"{where}: BYTES element {k} is not valid Unicode ({exc.reason} at "
+                       f"position {exc.start}: a lone UTF-16 surrogate?)") from None
 
 
 def decode_tensor(obj: Any, raw: bytes | None = None, where: str = "input") -> np.ndarray:
@@ -96,13 +118,19 @@ def decode_tensor(obj: Any, raw: bytes | None = None, where: str = "input") -> n
     if not isinstance(obj, dict):
         raise OipError(f"{where}: each tensor must be a JSON object")
     name = obj.get("name")
-    where = f"{where} '{name}'" if name else where
+    where = f"{where} '{name}'" if isinstance(name, str) and name else where
     datatype = obj.get("datatype")
-    if datatype not in DTYPES:
-        raise OipError(f"{where}: unknown datatype {datatype!r}; valid: {', '.join(DTYPES)}")
+    if not isinstance(datatype, str) or datatype not in DTYPES:
+        raise OipError(f"{where}: unknown datatype {_short(datatype)}; valid: {', '.join(DTYPES)}")
     shape = obj.get("shape")
-    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+    if not isinstance(shape, list) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+    ):
         raise OipError(f"{where}: 'shape' must be a list of non-negative integers")
+    if len(shape) > MAX_RANK:
+        raise OipError(f"{where}: 'shape' has {len(shape)} dimensions, more than {MAX_RANK}")
+    if any(d > MAX_DIM for d in shape):
+        raise OipError(f"{where}: 'shape' has a dimension over {MAX_DIM}")
     n = math.prod(shape)
     if raw is not None:
         if datatype == "BYTES":
@@ -120,13 +148,14 @@ def decode_tensor(obj: Any, raw: bytes | None = None, where: str = "input") -> n
         if len(raw) != n * dt.itemsize:
             raise OipError(f"{where}: {len(raw)} bytes of data for shape {shape} {datatype}")
         return np.frombuffer(raw, dtype=dt).reshape(shape)
-    data = _flatten(obj.get("data"), where)
+    data = _flatten(obj.get("data"), where, len(shape))
     if len(data) != n:
         raise OipError(f"{where}: {len(data)} data elements do not fill shape {shape}")
     if datatype == "BYTES":
         if not all(isinstance(x, str | bytes) for x in data):
             raise OipError(f"{where}: BYTES data must be strings")
-        return np.array([x.encode() if isinstance(x, str) else x for x in data], dtype=object).reshape(shape)
+        items = [_text(x, where, k) if isinstance(x, str) else x for k, x in enumerate(data)]
+        return np.array(items, dtype=object).reshape(shape)
     return _numbers(data, datatype, where).reshape(shape)
 
 
@@ -162,6 +191,15 @@ def _numbers(data: list[Any], datatype: str, where: str) -> np.ndarray:
     return raw.astype(dt, copy=False)
 
 
+def _short(value: Any, limit: int = 40) -> str:
+    """``repr(value)``, cut to ``limit`` characters (hostile input can be megabytes long)."""
+    try:
+        text = repr(value)
+    except RecursionError:  # a deeply nested list
+        return f"a nested {type(value).__name__}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _expect(dt: np.dtype) -> str:
     return {"b": "booleans", "i": "integers", "u": "integers"}.get(dt.kind, "numbers")
 
@@ -177,6 +215,8 @@ def check_tensor(arr: np.ndarray, datatype: str, spec: TensorSpec, where: str = 
         raise OipError(f"{where}: shape {list(arr.shape)} does not match {list(spec.shape)}")
     if arr.shape and arr.shape[0] == 0:
         raise OipError(f"{where}: empty batch")
+    if 0 in arr.shape:
+        raise OipError(f"{where}: shape {list(arr.shape)} has an empty dimension")
 
 
 # -- requests -------------------------------------------------------------------------------------
@@ -204,6 +244,8 @@ def _split_body(body: bytes, header_length: int | None) -> tuple[bytes, bytes]:
 def _load_json(text: bytes) -> dict[str, Any]:
     try:
         obj = json.loads(text)
+    except RecursionError:
+        raise OipError("malformed JSON: nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise OipError(f"malformed JSON: {exc}") from None
     if not isinstance(obj, dict):
@@ -220,23 +262,29 @@ def decode_request(
     inputs = obj.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise OipError("field 'inputs' must be a non-empty list")
-    params = obj.get("parameters") or {}
+    params = obj.get("parameters")
+    params = {} if params is None else params
     if not isinstance(params, dict):
         raise OipError("field 'parameters' must be an object")
     by_name = {s.name: s for s in specs}
     out: dict[str, np.ndarray] = {}
     offset = 0
     for t in inputs:
-        if not isinstance(t, dict) or "name" not in t:
-            raise OipError("each entry of 'inputs' must be an object with a 'name'")
+        if not isinstance(t, dict) or not isinstance(t.get("name"), str):
+            raise OipError("each entry of 'inputs' must be an object with a 'name' string")
         name = t["name"]
         if name not in by_name:
-            raise OipError(f"unknown input '{name}'; expected: {', '.join(by_name)}")
-        size = (t.get("parameters") or {}).get("binary_data_size")
+            raise OipError(f"unknown input {_short(name)}; expected: {', '.join(by_name)}")
+        if name in out:
+            raise OipError(f"input '{name}' is given twice")
+        tparams = _object(t.get("parameters"), f"input '{name}': 'parameters'")
+        size = tparams.get("binary_data_size")
         raw = None
         if size is not None:
-            if not isinstance(size, int) or size < 0 or offset + size > len(tail):
-                raise OipError(f"input '{name}': binary_data_size {size!r} exceeds the payload")
+            if (not isinstance(size, int) or isinstance(size, bool) or size < 0
+                    or offset + size > len(tail)):
+                raise OipError(f"input '{name}': binary_data_size {_short(size)} exceeds the "
+                               "payload")
             raw, offset = tail[offset : offset + size], offset + size
         arr = decode_tensor(t, raw, "input")
         check_tensor(arr, t["datatype"], by_name[name])
@@ -250,18 +298,32 @@ def decode_request(
     requested = obj.get("outputs")
     binary: set[str] = set()
     names = None
+    if requested is not None and not isinstance(requested, list):
+        raise OipError("field 'outputs' must be a list")
     if isinstance(requested, list):
         names = []
         for o in requested:
-            if not isinstance(o, dict) or "name" not in o:
-                raise OipError("each entry of 'outputs' must be an object with a 'name'")
+            if not isinstance(o, dict) or not isinstance(o.get("name"), str):
+                raise OipError("each entry of 'outputs' must be an object with a 'name' string")
             names.append(o["name"])
-            if (o.get("parameters") or {}).get("binary_data"):
+            if _object(o.get("parameters"), f"output '{o['name']}': 'parameters'").get(
+                    "binary_data"):
                 binary.add(o["name"])
     if params.get("binary_data_output"):
         binary.add("*")
     rid = obj.get("id")
+    if rid is not None and (isinstance(rid, bool) or not isinstance(rid, str | int)):
+        raise OipError("field 'id' must be a string")
     return InferRequest(out, str(rid) if rid is not None else None, params, binary, names)
+
+
+def _object(value: Any, where: str) -> dict[str, Any]:
+    """A JSON object field that may be absent (``{}``), or a 400 naming it."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise OipError(f"{where} must be an object")
+    return value
 
 
 def encode_request(

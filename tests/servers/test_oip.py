@@ -101,12 +101,29 @@ def _image(**over):
     (_json({"inputs": [], "parameters": 5}), "'inputs'"),
     (_json({**_image(), "parameters": [1]}), "'parameters'"),
     (_json({**_image(), "outputs": [{"nam": "x"}]}), "'outputs'"),
+    (b"[" * 100_000, "nested too deeply"),
+    (_json(_image(data=[[[[[[0]]]]]] * 48)), "'image': 'data' is nested deeper"),
+    (_json(_image(shape=[1, 4, 4, 10**12])), "'image': 'shape' has a dimension over"),
+    (_json(_image(shape=[1] * 17, data=[0])), "'image': 'shape' has 17 dimensions"),
+    (_json(_image(shape=[1, 4, 0, 3], data=[])), "'image': shape [1, 4, 0, 3] does not match"),
+    (_json(_image(name=["image"])), "'name' string"),
+    (_json(_image(datatype={"x": 1})), "'image': unknown datatype"),
+    (_json(_image(parameters=[1])), "'image': 'parameters' must be an object"),
+    (_json({"inputs": [_image()["inputs"][0]] * 2}), "'image' is given twice"),
+    (_json({**_image(), "id": [1]}), "'id'"),
+    (_json({**_image(), "outputs": "probabilities"}), "'outputs' must be a list"),
 ])
 def test_malformed_requests_name_the_field(body: bytes, needle: str) -> None:
     with pytest.raises(OipError) as info:
         decode_request(body, [IMAGE])
     assert info.value.status == 400
     assert needle in str(info.value)
+
+
+def test_a_lone_surrogate_in_a_bytes_string_is_a_400_naming_the_input() -> None:
+    body = b'{"inputs":[{"name":"text","datatype":"BYTES","shape":[2],"data":["ok","\\ud800 x"]}]}'
+    with pytest.raises(OipError, match="'text': BYTES element 1 is not valid Unicode"):
+        decode_request(body, [TEXT])
 
 
 def test_missing_input_and_batch_mismatch() -> None:
