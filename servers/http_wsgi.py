@@ -8,6 +8,8 @@ count defaults to the engine's queue capacity plus the requests its workers can 
 
 The front door (:class:`GuardedChannel`, waitress's connection object, in its loop thread):
 
+* health checks (``/v2/health/live``, ``/v2/health/ready``) are answered by the loop thread
+  itself, so they never wait for a handler thread, at any overload;
 * **before the body is read**, the moment an infer request's head is in, it asks
   :meth:`OipApi.front_door`: a body declared over the cap gets its 413 at once, and while the
   server drains or its queue is full a 503 with ``Retry-After`` — written by the loop thread
@@ -50,7 +52,11 @@ LINGER_BYTES = 256 << 20
 """...and how much of it, at most."""
 TICK_S = 0.1
 """How often the loop checks read timeouts and lingering closes."""
-REASONS = {408: "Request Timeout", 413: "Payload Too Large", 503: "Service Unavailable"}
+REASONS = {200: "OK", 408: "Request Timeout", 413: "Payload Too Large",
+           503: "Service Unavailable"}
+HEALTH = {"/v2/health/live": "live", "/v2/health/ready": "health_ready"}
+"""Answered by the loop thread itself: health stays answered when every handler thread is
+busy (overload)."""
 
 
 def make_flask_app(api: OipApi) -> Flask:
@@ -230,7 +236,10 @@ class GuardedChannel(HTTPChannel):
         if api is None or self.requests:  # a pipelined request waits its turn: the app decides
             return None
         length = None if parser.chunked else parser.content_length
-        reply = api.front_door(parser.command, parser.path, length)
+        if parser.command == "GET" and parser.path in HEALTH:
+            reply: Reply | None = getattr(api, HEALTH[parser.path])()  # never waits for a thread
+        else:
+            reply = api.front_door(parser.command, parser.path, length)
         if reply is None:
             return None
         close = (reply.status == 413 or parser.chunked or parser.expect_continue

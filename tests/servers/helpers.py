@@ -4,6 +4,7 @@ the background."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -93,3 +94,24 @@ class Background:
 
 def engine_settled(srv: Server, inflight: int, queued: int) -> Callable[[], bool]:
     return lambda: srv.engine.inflight == inflight and srv.engine.queue_len() == queued
+
+
+def read_response(sock: socket.socket, timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP response (Content-Length framed) from ``sock``."""
+    sock.settimeout(timeout)
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"closed before a response: {buf!r}")
+        buf += chunk
+    head, _, body = buf.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+    n = int(headers.get("content-length", "0"))
+    while len(body) < n:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return int(lines[0].split(" ")[1]), headers, body[:n]

@@ -34,7 +34,7 @@ from servelab.servers.base import Server
 from servelab.servers.models import get_servables
 from servelab.servers.oip import DTYPES, HEADER_LENGTH
 
-from .helpers import TIMEOUT, start
+from .helpers import TIMEOUT, read_response, start
 
 HOSTILE_KINDS = ("threads", "processes", "async-thread")
 FUZZ_MODELS = ("noop", "mobilenet_v2", "distilbert", "lstm_forecaster")
@@ -155,27 +155,6 @@ def _connect(srv: Server) -> socket.socket:
     return socket.create_connection(("127.0.0.1", srv.port), timeout=10)
 
 
-def _read_response(sock: socket.socket, timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
-    """One HTTP response (Content-Length framed) from ``sock``."""
-    sock.settimeout(timeout)
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError(f"closed before a response: {buf!r}")
-        buf += chunk
-    head, _, body = buf.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
-    n = int(headers.get("content-length", "0"))
-    while len(body) < n:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        body += chunk
-    return int(lines[0].split(" ")[1]), headers, body[:n]
-
-
 def test_a_body_over_the_cap_gets_a_413_the_client_can_read(srv: Server) -> None:
     """The client announces 3 MiB (cap 1 MiB) and keeps sending it slowly after the server
     answered: the server answers at once, before the body, and lets the client finish its
@@ -190,7 +169,7 @@ def test_a_body_over_the_cap_gets_a_413_the_client_can_read(srv: Server) -> None
         for _ in range(size // len(chunk)):
             sock.sendall(chunk)  # a connection reset would raise here
             time.sleep(0.002)
-        status, headers, body = _read_response(sock)
+        status, headers, body = read_response(sock)
     assert status == 413
     assert "exceeds the 1048576-byte cap" in json.loads(body)["error"]
     with httpx.Client(base_url=srv.url, timeout=TIMEOUT) as c:
@@ -204,7 +183,7 @@ def test_a_body_declared_far_over_the_cap_is_refused_before_it_is_read(srv: Serv
     with _connect(srv) as sock:
         sock.sendall(b"POST /v2/models/noop/infer HTTP/1.1\r\nHost: x\r\nContent-Length: "
                      b"99999999999\r\n\r\n")
-        status, _, body = _read_response(sock)
+        status, _, body = read_response(sock)
     assert status == 413 and "99999999999 bytes exceeds" in json.loads(body)["error"]
     assert time.monotonic() - t0 < 2.0
 
@@ -246,7 +225,7 @@ def test_a_slow_client_gets_408_after_the_read_timeout(
         else:
             sock.sendall(head)
             _trickle(sock, body, 0.05, t0 + 3.0)
-        status, headers, reply = _read_response(sock)
+        status, headers, reply = read_response(sock)
         waited = time.monotonic() - t0
         assert status == 408, reply
         assert "not received within 0.6 s" in json.loads(reply)["error"]

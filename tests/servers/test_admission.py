@@ -1,0 +1,134 @@
+"""Admission at the front door, in all three servers: with the engine's queue full, an infer
+request is answered 503 with ``Retry-After`` from its request line and headers alone — before
+its body is sent, read or parsed — the connection stays usable, and health and /metrics stay
+answered.  For waitress the answer (and health's) comes from its loop thread, so it needs no
+handler thread (shown with every handler thread held by admitted requests)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Iterator
+
+import httpx
+import numpy as np
+import pytest
+
+from servelab.core.config import ServerConfig
+from servelab.servers.base import ServeOptions, Server, make_server
+
+from .helpers import (
+    KINDS,
+    TIMEOUT,
+    Background,
+    engine_settled,
+    read_response,
+    sleep_request,
+    start,
+    wait_until,
+)
+
+BODY = json.dumps({"inputs": [{"name": "seconds", "datatype": "FP32", "shape": [1, 1],
+                               "data": [0.01]}]}).encode()
+HEAD = (b"POST /v2/models/sleep/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: " + str(len(BODY)).encode() + b"\r\n\r\n")
+
+
+@pytest.fixture(scope="module", params=["threads", "processes", "async-thread"])
+def full(request: pytest.FixtureRequest) -> Iterator[Server]:
+    """One worker, room for one queued request, the sleep model."""
+    srv = start(request.param, workers=1, queue_capacity=1, models=("sleep",))
+    yield srv
+    srv.stop()
+
+
+def _fill(srv: Server, seconds: float = 2.0) -> list[Background]:
+    """Hold the worker and fill the queue; returns the two admitted requests."""
+    blocker = Background(lambda: sleep_request(srv, seconds))
+    wait_until(engine_settled(srv, inflight=1, queued=0), what="blocker running")
+    queued = Background(lambda: sleep_request(srv, 0.01))
+    wait_until(engine_settled(srv, inflight=2, queued=1), what="queue full")
+    return [blocker, queued]
+
+
+def test_queue_full_is_answered_503_before_the_body_is_sent(full: Server) -> None:
+    admitted = _fill(full)
+    with socket.create_connection(("127.0.0.1", full.port), timeout=10) as sock:
+        t0 = time.monotonic()
+        sock.sendall(HEAD)  # the head only: the body is not sent yet
+        status, headers, body = read_response(sock, timeout=5.0)
+        waited = time.monotonic() - t0
+        assert status == 503, body
+        assert "queue full" in json.loads(body)["error"]
+        assert int(headers["retry-after"]) >= 1
+        assert waited < 1.0
+        # the connection goes on: the body is skipped, the next request is served
+        sock.sendall(BODY + b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, _, body = read_response(sock)
+        assert status == 200 and json.loads(body) == {"live": True}
+    with httpx.Client(base_url=full.url, timeout=TIMEOUT) as c:
+        t0 = time.monotonic()
+        for path in ("/v2/health/live", "/v2/health/ready", "/metrics"):
+            assert c.get(path).status_code == 200, path
+        assert time.monotonic() - t0 < 2.0
+        metrics = c.get("/metrics").text
+    assert 'servelab_requests_total{model="sleep",status="rejected"}' in metrics
+    assert [a.get().status_code for a in admitted] == [200, 200]
+    assert sleep_request(full, 0.0).status_code == 200  # and it serves again
+
+
+def test_refusals_and_health_need_no_handler_thread() -> None:
+    """waitress with 2 handler threads, both held by admitted requests (one running, one
+    queued): infer requests still get their 503 at once and health answers (the loop thread
+    answers both; without the front door they would wait for a thread, seconds here)."""
+    cfg = ServerConfig(**{**KINDS["threads"], "workers": 1, "queue_capacity": 1,
+                          "models": ("sleep",)})
+    opts = ServeOptions(port=0, variant="tiny", max_request_mb=1.0, http_threads=2)
+    srv = make_server(cfg, opts).start()
+    try:
+        admitted = _fill(srv, seconds=3.0)
+        with httpx.Client(base_url=srv.url, timeout=TIMEOUT) as c:
+            t0 = time.monotonic()
+            codes = [c.post("/v2/models/sleep/infer", content=BODY).status_code
+                     for _ in range(20)]
+            for path in ("/v2/health/live", "/v2/health/ready"):
+                assert c.get(path).status_code == 200
+            took = time.monotonic() - t0
+        assert codes == [503] * 20
+        assert took < 2.0, f"{took:.2f} s for 20 refusals and two health checks"
+        assert all(a.thread.is_alive() for a in admitted)  # they still held the threads
+        assert [a.get().status_code for a in admitted] == [200, 200]
+    finally:
+        srv.stop()
+
+
+def test_draining_is_answered_503_before_the_body() -> None:
+    srv = start("async-thread", workers=1, models=("sleep",))
+    try:
+        blocker = Background(lambda: sleep_request(srv, 1.0))
+        wait_until(engine_settled(srv, inflight=1, queued=0), what="blocker running")
+        srv.engine.stop_intake()
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as sock:
+            sock.sendall(HEAD)
+            status, headers, body = read_response(sock, timeout=5.0)
+        assert status == 503 and "shutting down" in json.loads(body)["error"]
+        assert "retry-after" in headers
+        assert blocker.get().status_code == 200
+    finally:
+        srv.stop()
+
+
+def test_front_door_leaves_good_traffic_alone() -> None:
+    """Below capacity nothing is refused, and a pipelined pair on one connection (the second
+    one arriving while the first runs) is served in order."""
+    srv = start("threads", workers=1, models=("sleep",))
+    try:
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as sock:
+            sock.sendall(HEAD + BODY + HEAD + BODY)
+            for _ in range(2):
+                status, _, body = read_response(sock)
+                assert status == 200, body
+                assert np.isclose(json.loads(body)["outputs"][0]["data"][0], 0.01)
+    finally:
+        srv.stop()
