@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import numpy as np
@@ -132,3 +134,46 @@ def test_front_door_leaves_good_traffic_alone() -> None:
                 assert np.isclose(json.loads(body)["outputs"][0]["data"][0], 0.01)
     finally:
         srv.stop()
+
+
+def test_overload_is_shed_with_explicit_503s_and_health_stays_answered(tmp_path: Any) -> None:
+    """`servelab serve` (processes, one worker, 20 ms requests: ~50/s) offered ~3x that by
+    `servelab load` for 2 s: every request that is not ok is an explicit 503 — no client
+    timeouts, no connection failures — and health answers throughout."""
+    from servelab.core.workload import WorkloadSpec
+    from servelab.loadgen.generator import SenderOptions
+    from servelab.loadgen.runner import LoadConfig, run_load
+    from servelab.servers.launch import ServerProcess
+
+    cfg = ServerConfig(concurrency="processes", workers=1, queue_capacity=8, models=("sleep",))
+    spec = WorkloadSpec.from_dict({
+        "name": "overload", "duration": 2.0, "arrival": {"kind": "poisson", "rate": 150},
+        "mix": {"sleep": 1.0}, "seed": 1,
+    })
+    health: list[float] = []
+    stop = threading.Event()
+
+    def make_input(model: str, size: int, rng: Any) -> dict[str, np.ndarray]:
+        return {"seconds": np.array([[0.02]], np.float32)}
+
+    with ServerProcess(cfg, ServeOptions(port=0, variant="tiny"), log=tmp_path / "log") as srv:
+        def probe() -> None:
+            with httpx.Client(timeout=5.0) as c:
+                while not stop.is_set():
+                    t = time.monotonic()
+                    ok = c.get(f"{srv.url}/v2/health/ready").status_code == 200
+                    health.append(time.monotonic() - t if ok else float("inf"))
+                    time.sleep(0.05)
+
+        prober = threading.Thread(target=probe, daemon=True)
+        prober.start()
+        run = run_load(LoadConfig(workload="overload", target=srv.url, progress=False),
+                       SenderOptions(timeout=5.0), spec=spec, write=False,
+                       make_input=make_input)
+        stop.set()
+        prober.join(10)
+    counts = run.summary["counts"]
+    assert counts["ok"] > 20 and counts["rejected"] > 50, counts
+    assert counts["timeout"] == counts["error"] == counts["not_sent"] == 0, counts
+    assert (run.records.loc[run.records["status"] == "rejected", "http_status"] == 503).all()
+    assert len(health) > 10 and max(health) < 1.0, max(health)
