@@ -21,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from servelab.analysis.ladder import Step
 from servelab.core.config import ServerConfig
 from servelab.core.profile import Profile, load_profile
 from servelab.core.workload import ArrivalSpec, WorkloadSpec
@@ -85,22 +86,19 @@ def measure_capacity(
     url: str, model: str, guess: float, config_id: str, seed: int, step_s: float = 5.0,
 ) -> tuple[float, str]:
     """The server's capacity: an open-loop ladder of rates (x1.6 a step, from half the profile's
-    guess) until completions fall below 90% of the offered rate; the capacity is the highest
-    completion rate seen.  On this machine the load generator shares the cores with the server,
-    so the ladder also stops — and says so — when the generator itself falls behind (more than
-    2% of requests not sent)."""
-    rate, best = max(guess * 0.5, 1.0), 0.0
-    for _ in range(10):
-        s = live_run(url, workload(model, rate, step_s, 1.0, seed), config_id)
-        best = max(best, float(s["throughput"]))
-        sent = sum(s["status"].values())
-        not_sent = 1.0 - sent / s["requests"] if s["requests"] else 0.0
-        if not_sent > 0.02:
-            return best, f"load generator fell behind at {rate:.0f} req/s"
-        if s["throughput"] < 0.9 * s["offered_rate"]:
-            return best, f"saturated at {rate:.0f} req/s offered"
-        rate *= 1.6
-    return best, f"not saturated up to {rate / 1.6:.0f} req/s"
+    guess; :func:`servelab.analysis.ladder.climb`) until completions fall below 90% of the
+    offered rate; the capacity is the highest completion rate seen.  On this machine the load
+    generator shares the cores with the server, so the ladder also stops — and says so — when
+    the generator itself falls behind (more than 2% of requests not sent)."""
+    from servelab.analysis.ladder import climb, generator_behind, saturated, step_from_summary
+
+    def measure(rate: float) -> Step:
+        return step_from_summary(rate, live_run(url, workload(model, rate, step_s, 1.0, seed),
+                                                config_id))
+
+    ladder = climb(measure, max(guess * 0.5, 1.0), up=1.6, max_steps=10, tight=1.7,
+                   rules=(generator_behind(0.02), saturated(0.9)))
+    return ladder.capacity, ladder.note
 
 
 def crosscheck(

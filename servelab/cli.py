@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("servelab.sim.cmd_simulate", "simulate one server configuration under a workload"),
     "sweep": ("servelab.sim.cmd_sweep", "simulate configurations x workloads; the oracle table"),
     "crosscheck": ("servelab.analysis.crosscheck", "simulated vs live latency and throughput"),
+    "validate": ("servelab.analysis.validate.command",
+                 "the simulator's fidelity grid: sim vs live over setups, pools, schedulers, loads"),
     "predictor": ("servelab.analysis.predictor", "train or evaluate the learned runtime predictor"),
     "sched-study": ("servelab.analysis.sched_study", "FIFO vs Priority vs SJF vs MLFQ, simulated and live"),
     "demo": ("servelab.analysis.demo", "the main job: an end-to-end run of the pipeline"),
