@@ -23,8 +23,8 @@ How it always ends, whatever the server does (stops reading, stops answering, re
 nothing): a request's ``timeout`` runs from its first send attempt and covers the connect too,
 so every request ends by its intended time + ``max_lag`` + ``timeout``; and a watchdog ends the
 run at :meth:`OpenLoopSender.hard_end` (the last intended time + ``max_lag`` + ``timeout`` +
-:data:`GRACE_S`) whatever is still open — in flight becomes ``timeout``, a pending connect
-``error``, unsent ``not_sent`` — so a bug or a wedged connection can delay the end by at most
+:data:`GRACE_S`) whatever is still open — in flight or still connecting becomes ``timeout``,
+unsent ``not_sent`` — so a bug or a wedged connection can delay the end by at most
 the grace, never hang the run.  The initial connection pool waits at most
 :data:`PREPARE_TIMEOUT_S`.
 """
@@ -239,8 +239,8 @@ class OpenLoopSender:
         for i in np.flatnonzero(self.status == PENDING).tolist():
             if self.sent[i]:
                 self._finish(i, TIMEOUT, now, "no response by the end of the run")
-            elif not math.isnan(self.send_t[i]):
-                self._finish(i, ERROR, now, "connect still pending at the end of the run")
+            elif not math.isnan(self.send_t[i]):  # its whole budget has passed: no answer
+                self._finish(i, TIMEOUT, now, "connect still pending at the end of the run")
             else:
                 self._finish(i, NOT_SENT, math.nan, "the run ended before it was sent")
 
@@ -302,8 +302,7 @@ class OpenLoopSender:
         elif self._idle_connection() is not None:
             self._send(self.idle.pop(), i)
         elif self.n_conns < self.opts.max_connections:
-            self.send_t[i] = now  # the attempt; the actual write time replaces it on connect
-            self._spawn(self._connect_and_send(i))
+            self._start_connect(i, now)
         else:
             self.waiting.append(i)
 
@@ -326,9 +325,17 @@ class OpenLoopSender:
             c[_C["lag_over_1ms"]] += 1
         self.deadlines.append((t + self.opts.timeout if deadline is None else deadline, conn, i))
 
-    async def _open(self, timeout: float | None = None) -> HttpConnection:
-        assert self.loop is not None
+    def _start_connect(self, i: int, now: float) -> None:
+        """Open a connection for request ``i`` and send on it; the connection counts against
+        ``max_connections`` from now (a burst of sends cannot overshoot it)."""
+        self.send_t[i] = now  # the attempt; the actual write time replaces it on connect
         self.n_conns += 1
+        self._spawn(self._connect_and_send(i))
+
+    async def _open(self, timeout: float | None = None, reserved: bool = False) -> HttpConnection:
+        assert self.loop is not None
+        if not reserved:
+            self.n_conns += 1
         try:
             _, conn = await asyncio.wait_for(
                 self.loop.create_connection(
@@ -346,7 +353,7 @@ class OpenLoopSender:
     async def _connect_and_send(self, i: int) -> None:
         deadline = self.send_t[i] + self.opts.timeout  # the request's budget covers the connect
         try:
-            conn = await self._open(deadline - clock())
+            conn = await self._open(deadline - clock(), reserved=True)
         except asyncio.TimeoutError:
             if self.status[i] == PENDING:
                 self._finish(i, TIMEOUT, clock(),
@@ -419,8 +426,7 @@ class OpenLoopSender:
             if now - self.due[i] > self.opts.max_lag:
                 self._finish(i, NOT_SENT, math.nan, f"waited {now - self.due[i]:.3f}s for a connection")
                 continue
-            self.send_t[i] = now
-            self._spawn(self._connect_and_send(i))
+            self._start_connect(i, now)
 
     def _finish(self, i: int, code: int, t_end: float, error: str | None = None) -> None:
         if self.status[i] != PENDING:

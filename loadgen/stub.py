@@ -4,8 +4,9 @@ It answers ``POST /v2/models/{model}/infer`` with a small valid OIP response (or
 status), ``GET /v2/health/ready`` and ``/v2/health/live`` with 200, and has two control
 endpoints for tests and benchmarks: ``GET /stub/stats`` (counters as JSON) and ``POST
 /stub/config`` (a JSON object of :class:`StubConfig` fields; resets the counters and the stall
-clock).  It is a raw asyncio HTTP/1.1 server — keep-alive, ``Content-Length`` bodies — so it
-costs far less CPU per request than the generator it is measuring.
+clock, and drops the connections a misbehaving mode held).  It is a raw asyncio HTTP/1.1
+server — keep-alive, ``Content-Length`` bodies — so it costs far less CPU per request than the
+generator it is measuring.
 
 Behaviour per infer request, arriving at time ``a`` (seconds after the first request since the
 last reset):
@@ -92,6 +93,7 @@ class StubState:
 
     def __init__(self, config: StubConfig) -> None:
         self.config = config
+        self.connections = 0  # open now
         self.reset()
         self._bodies: dict[str, bytes] = {}
 
@@ -101,6 +103,7 @@ class StubState:
         self.held = 0
         self.answered: dict[int, int] = {}
         self.misbehaved = 0  # infer requests not read, not answered, reset or closed
+        self.peak_connections = getattr(self, "connections", 0)  # most open at once since
         # Connections that stopped reading: the event loop no longer references them, so
         # without this they would be garbage-collected (and closed).
         self.stalled: set[StubProtocol] = set()
@@ -115,6 +118,7 @@ class StubState:
     def stats(self) -> dict[str, Any]:
         return {
             "received": self.received, "held": self.held, "misbehaved": self.misbehaved,
+            "connections": self.connections, "peak_connections": self.peak_connections,
             "answered": {str(k): v for k, v in sorted(self.answered.items())},
             "config": asdict(self.config),
         }
@@ -144,9 +148,13 @@ class StubProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        st = self.state
+        st.connections += 1
+        st.peak_connections = max(st.peak_connections, st.connections)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
+        self.state.connections -= 1
         self.state.stalled.discard(self)
 
     def data_received(self, data: bytes) -> None:
@@ -232,6 +240,10 @@ class StubProtocol(asyncio.Protocol):
             except (TypeError, ValueError) as exc:
                 self._write(_response(400, error_body(f"bad config: {exc}"), close), close)
                 return
+            for stalled in list(st.stalled):  # let go of what the last misbehaviour held
+                if stalled.transport is not None:
+                    stalled.transport.abort()
+            st.stalled.clear()
             st.reset()
             self._write(_response(200, json.dumps(asdict(st.config)).encode(), close), close)
         else:
