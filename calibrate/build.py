@@ -10,12 +10,14 @@ import json
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from servelab.calibrate.fit import gil_share, linear_fit, summarize
+from servelab.calibrate.live import frontend_costs, gil_from_corun
 from servelab.core.profile import (
     CostCurve,
     EventLoopCost,
@@ -101,8 +103,7 @@ def _model_profile(
         s_p = thr[("processes", k)] / thr[("processes", 1)]
         g = gil_share(s_t, s_p, k, cores)
         info["gil"] = {"k": k, "speedup_threads": s_t, "speedup_processes": s_p, "share": g}
-    if math.isnan(g):
-        notes.append(f"{name}: GIL share not measurable here (needs >= 2 cores and k = cores)")
+    if math.isnan(g):  # the co-run fit (build_profile) sets it when measured
         g = 0.0
     mem = [r for r in memory if r["params"].get("model") == name]
     nbytes = base.groupby("input_size")[["input_bytes", "output_bytes"]].median()
@@ -169,6 +170,12 @@ def build_profile(
         models[name] = mp
         gil[name] = mp.gil_share
         summary[name] = info
+    gil_cost, shares = gil_from_corun(b.get("corun", []), cores, notes)
+    for name, g in shares.items():
+        if name in models:
+            models[name] = replace(models[name], gil_share=float(g))
+            gil[name] = float(g)
+    frontend, client = frontend_costs(b.get("frontend", []), gil_cost, notes)
     interference = _interference(b.get("interference", []), gil, cores)
     ipc = IpcCost()
     ipc_methods = {}
@@ -224,7 +231,8 @@ def build_profile(
     )
     profile = Profile(
         machine=machine, models=models, interference=interference, ipc=ipc, http=http,
-        event_loop=ev, memory=memory, notes="; ".join(notes),
+        event_loop=ev, memory=memory, gil=gil_cost, frontend=frontend, client=client,
+        notes="; ".join(notes),
     )
     summary["service"] = {
         name: {str(s): summarize(g["total"].to_numpy())

@@ -128,6 +128,9 @@ def show(profile: Profile) -> str:
                  f"{ev.thread_handoff_s * 1e6:.1f} µs, inline stall {ev.inline_block_s * 1e6:.1f} µs")
     for stack, h in profile.http.items():
         lines.append(f"HTTP {stack:<9}: {h.fixed_s * 1e3:.2f} ms/request")
+    from servelab.calibrate.live import describe
+
+    lines += describe(profile.frontend, profile.client, profile.gil)
     mem = profile.memory
     lines.append(f"memory: server base {mem.server_base_mb:.0f} MB, +{mem.process_base_mb:.0f} MB "
                  f"USS per worker process, +{mem.thread_mb:.1f} MB per thread")

@@ -18,6 +18,8 @@ FULL_SIZES = {
 IPC_BYTES = (100, 10_000, 1_000_000)
 FULL_IPC_BYTES = (100, 1_000, 10_000, 100_000, 1_000_000, 4_000_000)
 STACKS = ("threads", "processes", "async")
+LIVE_SETUPS = ("threads", "processes", "async-thread", "async-process")
+"""Setups whose front end is measured live (async inline reuses async-thread's: same stack)."""
 
 
 def plan(
@@ -33,8 +35,15 @@ def plan(
         pts.append(Point("ctxswitch", {"kind": kind, "rounds": 2000}, 1, 3 if quick else 10))
     pts.append(Point("perfstat", {"kind": "thread"}, 0, 1))
     pts.append(Point("eventloop", {}, 1, 3 if quick else 10))
-    for stack in STACKS:
-        pts.append(Point("http", {"stack": stack}, 50, 300 if quick else 2000))
+    # The live stages: GIL co-run rates of every pair of kinds (the models and the front end's
+    # own Python work), then each setup's real server driven by the real load generator.
+    pts.append(Point("corun", {"kinds": [*models, "frontend"], "variant": variant,
+                               "seconds": 1.0 if quick else 3.0,
+                               "long_seconds": 2.0 if quick else 6.0}, 2, 1))
+    for setup in LIVE_SETUPS:
+        pts.append(Point("frontend", {"setup": setup, "models": list(models), "variant": variant,
+                                      "seconds": 2.0 if quick else 6.0,
+                                      "probe_seconds": 1.2 if quick else 4.0}, 1, 1))
     sizes = SIZES if quick else FULL_SIZES
     samples = 5 if quick else 20
     for m in models:
@@ -55,7 +64,8 @@ def plan(
         per_worker = {"mobilenet_v2": 40, "distilbert": 3, "lstm_forecaster": 60}[m]
         if not quick:
             per_worker *= 3
-        for mode in ("threads", "processes"):
+        # Threads beside threads are the co-run stage's; processes keep their own curve.
+        for mode in ("processes",):
             for k in ks:
                 pts.append(Point("interference", {**v, "mode": mode, "k": k}, 2, per_worker))
         pts.append(Point("memory", {**v, "workers": 2}, 0, 1))

@@ -19,6 +19,8 @@ BENCHES: dict[str, str] = {
     "perfstat": "servelab.calibrate.benches.perfstat",
     "service": "servelab.calibrate.benches.service",
     "interference": "servelab.calibrate.benches.interference",
+    "corun": "servelab.calibrate.benches.corun",
+    "frontend": "servelab.calibrate.benches.frontend",
     "eventloop": "servelab.calibrate.benches.eventloop",
     "memory": "servelab.calibrate.benches.memory",
     "http": "servelab.calibrate.benches.http",

@@ -41,7 +41,10 @@ class ServerConfig:
     batch_timeout_ms: float = opt(0.0, "how long a worker waits to fill a batch")
     intra_op_threads: int = opt(1, "torch intra-op threads per worker")
     queue_capacity: int = opt(256, "bounded queue length; beyond it requests get 503")
-    model_lock: str = opt("per-model", "threads: how model access is guarded", MODEL_LOCKS)
+    model_lock: str = opt(
+        "none", "threads and async thread offload: how model access is guarded (the lock-"
+        "contention experiment; torch models are thread-safe)", MODEL_LOCKS
+    )
     offload: str = opt("thread", "async: where inference runs", OFFLOADS)
     kernel: str = opt("torch", "compute kernels for preprocessing / LSTM", KERNELS)
     models: tuple[str, ...] = opt(

@@ -11,13 +11,17 @@ A profile is plain data — frozen dataclasses with a JSON form — describing o
   payload sizes and its memory per worker;
 * ``interference`` — slowdown factor of each active compute thread when ``k`` run at once,
   separately for threads in one process and for separate processes;
-* ``gil`` — how much of the GIL's capacity contention wastes per extra contending thread;
+* ``gil`` — measured co-run rates of two threads of one interpreter (per pair of kinds), and
+  the fluid fallback: how much of the GIL's capacity contention wastes per extra contender;
 * ``ipc`` — the fixed + per-byte cost of handing a request to a worker process and back;
 * ``http`` — HTTP stack overhead per concurrency model (``threads`` and ``processes`` front
   ends are Flask/waitress, ``async`` is FastAPI/uvicorn);
 * ``event_loop`` — asyncio costs: per-request loop work, the hand-off to an executor thread,
   and the extra stall when inference runs inline on the loop;
-* ``memory`` — base memory of the server, of each worker process and of each thread.
+* ``memory`` — base memory of the server, of each worker process and of each thread;
+* ``frontend`` — per server setup, measured live: front-end CPU per request per model, the
+  convoy delay inference threads add to it, and whether it is one event loop;
+* ``client`` — the load generator's CPU per request, and whether it shares the cores.
 
 Every profile carries ``schema_version``; :meth:`Profile.from_dict` refuses any other version
 with a message saying what to do.  :func:`default_profile` builds a profile from the figures in
@@ -37,8 +41,9 @@ from typing import Any
 
 import numpy as np
 
-SCHEMA_VERSION = 1
-"""Bump on any incompatible change to the JSON form."""
+SCHEMA_VERSION = 2
+"""Bump on any incompatible change to the JSON form.  2: the live front end, the load
+generator's CPU and measured GIL co-run rates (a version-1 profile is refused: re-calibrate)."""
 
 DISTRIBUTIONS = ("deterministic", "exponential", "gamma", "lognormal")
 """Shapes of the multiplicative service-time noise (mean 1, coefficient of variation ``cv``)."""
@@ -386,26 +391,126 @@ class MemoryCost:
 
 @dataclass(frozen=True)
 class GilCost:
-    """The GIL under contention.  Each extra thread contending for the token costs a fraction
-    ``contention_overhead`` of its capacity (hand-offs, convoys, the 5 ms switch interval), so
-    a GIL-bound model gets *slower* beyond the thread count that saturates the token."""
+    """The GIL under contention (:mod:`servelab.core.gil`).
+
+    ``pairs[a][b]`` is the measured progress rate of a kind-``a`` thread (a model, or
+    ``frontend``: the server's own request handling) running beside a kind-``b`` thread of the
+    same interpreter on otherwise idle cores (1.0 = as fast as alone) — the co-run benchmark.
+    Where pairs are missing the fluid token model applies: each model's ``gil_share`` and
+    ``contention_overhead``, the fraction of the token's capacity each extra contender wastes
+    (hand-offs, convoys), so a GIL-bound model can get *slower* beyond the thread count that
+    saturates the token.  ``fit`` keeps how well the fluid model explains the pairs.
+    """
 
     contention_overhead: float = 0.0
+    pairs: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    fit: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _nonneg("gil", contention_overhead=self.contention_overhead)
+        for a, row in self.pairs.items():
+            for b, r in row.items():
+                if not (0 < r <= 4 and math.isfinite(r)):
+                    raise ProfileError(f"gil.pairs[{a}][{b}]: a rate in (0, 4], got {r}")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> GilCost:
         _check_keys("gil", data, cls)
-        return cls(**data)
+        d = dict(data)
+        d["pairs"] = {str(a): {str(b): float(r) for b, r in row.items()}
+                      for a, row in d.get("pairs", {}).items()}
+        return cls(**d)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"contention_overhead": self.contention_overhead}
+        return {"contention_overhead": self.contention_overhead,
+                "pairs": {a: dict(row) for a, row in self.pairs.items()}, "fit": dict(self.fit)}
 
     def capacity(self, contenders: int) -> float:
         """Useful fraction of the token's time with ``contenders`` threads wanting it."""
         return 1.0 / (1.0 + self.contention_overhead * max(contenders - 1, 0))
+
+    def pair_table(self) -> dict[tuple[str, str], float]:
+        """``pairs`` keyed by ``(a, b)`` (what the simulator's CPU model reads)."""
+        return {(a, b): r for a, row in self.pairs.items() for b, r in row.items()}
+
+
+# -- the live front end and the load generator -----------------------------------------------------
+
+SETUPS = ("threads", "processes", "async-inline", "async-thread", "async-process")
+"""Server setups with their own front end: concurrency, and for async where inference runs."""
+
+
+def setup_name(concurrency: str, offload: str = "thread") -> str:
+    """The setup a configuration runs: ``threads``, ``processes`` or ``async-<offload>``."""
+    return f"async-{offload}" if concurrency == "async" else concurrency
+
+
+def _curves(where: str, data: Mapping[str, Any]) -> dict[str, CostCurve]:
+    return {str(m): CostCurve.from_dict(c) for m, c in data.items()}
+
+
+@dataclass(frozen=True)
+class FrontEndCost:
+    """A server's own request handling, measured live (``calibrate``'s front-end stage).
+
+    ``cpu[model]``: CPU seconds per request spent in the server outside inference — HTTP
+    parsing, OIP decode and encode, the hand-off to the worker (IPC included for process
+    pools) — as a function of the request's input size; it runs in the front end's
+    interpreter (``gil``: the same one as inference, or its own) with ``in_share`` of it
+    before the request reaches the queue and the rest after it completes.  ``serial``: one
+    front-end pass at a time (an asyncio event loop).  ``convoy[model]``: the extra seconds a
+    request spends in the front end while one inference of ``model`` runs in the same
+    interpreter, beyond what the CPU model explains (GIL hand-offs to a thread that re-acquires
+    after every socket call wait for the holder's switch interval).  ``fit`` keeps the
+    measurement's details and residuals.
+    """
+
+    cpu: Mapping[str, CostCurve] = field(default_factory=dict)
+    convoy: Mapping[str, float] = field(default_factory=dict)
+    gil: bool = True
+    serial: bool = False
+    in_share: float = 0.7
+    fit: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _nonneg("frontend", in_share=self.in_share, **{f"convoy[{m}]": v
+                                                       for m, v in self.convoy.items()})
+        if self.in_share > 1:
+            raise ProfileError("frontend: in_share must be in [0, 1]")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FrontEndCost:
+        _check_keys("frontend", data, cls)
+        d = dict(data)
+        d["cpu"] = _curves("frontend.cpu", d.get("cpu", {}))
+        d["convoy"] = {str(m): float(v) for m, v in d.get("convoy", {}).items()}
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"cpu": {m: c.to_dict() for m, c in self.cpu.items()},
+                "convoy": dict(self.convoy), "gil": self.gil, "serial": self.serial,
+                "in_share": self.in_share, "fit": dict(self.fit)}
+
+
+@dataclass(frozen=True)
+class ClientCost:
+    """The load generator's own CPU per request (``cpu[model]`` vs input size), measured
+    while it drove the live servers.  ``colocated``: it shares the cores with the server (as
+    on the machine the profile was measured on; the simulator then charges it, half at the
+    send and half at the receive) — set False to ask what the server would do on its own."""
+
+    cpu: Mapping[str, CostCurve] = field(default_factory=dict)
+    colocated: bool = True
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ClientCost:
+        _check_keys("client", data, cls)
+        d = dict(data)
+        d["cpu"] = _curves("client.cpu", d.get("cpu", {}))
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"cpu": {m: c.to_dict() for m, c in self.cpu.items()}, "colocated": self.colocated}
 
 
 # -- the profile ---------------------------------------------------------------------------------
@@ -423,6 +528,8 @@ class Profile:
     http: Mapping[str, HttpCost] = field(default_factory=dict)
     event_loop: EventLoopCost = field(default_factory=EventLoopCost)
     memory: MemoryCost = field(default_factory=MemoryCost)
+    frontend: Mapping[str, FrontEndCost] = field(default_factory=dict)
+    client: ClientCost = field(default_factory=ClientCost)
     notes: str = ""
     schema_version: int = SCHEMA_VERSION
 
@@ -434,6 +541,9 @@ class Profile:
             raise ProfileError(
                 f"http: unknown stack(s) {unknown}; valid: {', '.join(CONCURRENCY_STACKS)}"
             )
+        unknown = sorted(set(self.frontend) - set(SETUPS))
+        if unknown:
+            raise ProfileError(f"frontend: unknown setup(s) {unknown}; valid: {', '.join(SETUPS)}")
 
     # -- look-ups ---------------------------------------------------------------------------
     def model(self, name: str) -> ModelProfile:
@@ -476,6 +586,8 @@ class Profile:
             "http": {k: v.to_dict() for k, v in self.http.items()},
             "event_loop": self.event_loop.to_dict(),
             "memory": self.memory.to_dict(),
+            "frontend": {k: v.to_dict() for k, v in self.frontend.items()},
+            "client": self.client.to_dict(),
             "notes": self.notes,
         }
 
@@ -499,6 +611,9 @@ class Profile:
             http={str(k): HttpCost.from_dict(v) for k, v in data.get("http", {}).items()},
             event_loop=EventLoopCost.from_dict(data.get("event_loop", {})),
             memory=MemoryCost.from_dict(data.get("memory", {})),
+            frontend={str(k): FrontEndCost.from_dict(v)
+                      for k, v in data.get("frontend", {}).items()},
+            client=ClientCost.from_dict(data.get("client", {})),
             notes=str(data.get("notes", "")),
         )
 

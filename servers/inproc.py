@@ -144,7 +144,7 @@ class ThreadExecutor(_Runner):
             t.join(max(0.0, end - time.perf_counter()))
 
     def info(self) -> list[dict[str, Any]]:
-        return [{"worker": i, "thread": t.name, "alive": t.is_alive()}
+        return [{"worker": i, "thread": t.name, "native_id": t.native_id, "alive": t.is_alive()}
                 for i, t in enumerate(self.threads)]
 
 

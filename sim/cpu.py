@@ -1,45 +1,81 @@
-"""The CPU: cores shared by the running jobs, with interference and the GIL, in the fluid limit.
+"""The CPU: cores shared by running jobs, GIL contention inside each interpreter, serial loops.
 
-Every running job progresses at the same rate ``r`` (seconds of work per second), recomputed
-whenever a job starts or ends::
+Every job has ``work`` (seconds of CPU at full speed), a busy-thread ``demand`` (intra-op
+threads make a forward pass use several), a ``kind`` (a model name, ``frontend``, ``client``),
+a GIL *domain* (the interpreter it runs in: jobs of one domain share one GIL; ``None`` — a
+worker process of its own — contends with nobody) and a GIL share ``gil`` (the fraction of its
+work that holds the GIL).  Each running job ``i`` progresses at its own rate::
 
-    r = min(1, cores / D) / slowdown(D)          D = sum of the jobs' busy-thread demands
-    r = min(r, cap(n) / G)   (one shared GIL)    G = sum of the jobs' GIL shares
+    rate_i = min(1, cores / D) / slowdown(D) / stretch_i
 
-* ``min(1, cores / D)``: when more threads are busy than there are cores, the OS time-slices
-  them equally (processor sharing — with one core and unlimited workers this is exactly
-  M/G/1-PS).
-* ``slowdown(D)``: the calibrated interference curve (threads or processes) at ``D`` busy
-  threads.
-* The GIL is one token; job ``i`` must hold it for a fraction ``g_i`` of its work, so at rate
-  ``r`` the token is busy ``G r`` of the time.  When that would exceed its capacity the token
-  is the bottleneck and every thread of the process slows to ``cap(n) / G`` — the fluid limit
-  of threads taking turns with the token.  ``cap(n) = 1 / (1 + overhead (n - 1))`` with ``n``
-  jobs wanting the GIL: contention wastes token time (hand-offs, convoys), which is why a
-  GIL-bound model gets slower beyond the thread count that saturates the token.  Processes
-  each have their own GIL (``shared_gil=False``).
+* ``stretch_i >= 1`` is the GIL: how much longer ``i``'s work takes because other jobs of its
+  domain want the token.  When the profile has co-run rates for every pair of kinds running in
+  the domain (``pairs[(a, b)]``: the rate of a kind-``a`` thread beside a kind-``b`` thread,
+  measured by ``calibrate``'s co-run benchmark) the stretches add up:
+  ``stretch_i = 1 + sum_j (1 / pairs[(kind_i, kind_j)] - 1)`` — exact for two threads, and it
+  keeps what the fluid model cannot: a thread that re-acquires the GIL often (an LSTM, an HTTP
+  thread) starves beside one that holds it (the convoy effect), while two holders share it.
+  Otherwise the fluid token model of :mod:`servelab.core.gil` applies, from the GIL shares.
+* ``D = sum_j demand_j / stretch_j``: a thread waiting for the GIL sleeps, it does not use a
+  core; ``min(1, cores / D)`` is processor sharing of the cores (with one core and unlimited
+  jobs this is exactly M/G/1-PS); ``slowdown(D)`` the calibrated interference curve.
+* A job submitted with a ``serial`` group waits until no other job of that group runs (first
+  come, first served): an asyncio event loop runs one callback at a time.
 
-Because the rate is the same for every job, the CPU keeps one *virtual clock* ``V`` (work
-done by any job since time 0) and a heap of the jobs' virtual finishing points: a start or an end
-costs O(log n), and only one timer (the next completion) is pending in the SimPy queue at a
-time.  A timer that a rate change made obsolete is ignored when it fires.
+Rates change only when a job starts or ends, so between events every job's remaining work
+falls linearly: each event advances all running jobs, recomputes their rates (O(jobs x kinds))
+and keeps one timer — the next completion — in the SimPy queue; a timer made obsolete by a
+later event is ignored when it fires.
 """
 
 from __future__ import annotations
 
-import heapq
 import itertools
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 import simpy
 from simpy.events import Timeout
 
+from servelab.core.gil import pair_rates, stretch
+
 Done = Callable[[Any], None]
+
+DEFAULT = object()
+"""``domain`` default: the server process's GIL when inference shares it, else no domain."""
+
+_EPS = 1e-12
+
+
+class _Job:
+    __slots__ = ("left", "demand", "gil", "kind", "domain", "serial", "done", "arg", "seq",
+                 "rate", "stretch")
+
+    def __init__(self, left: float, demand: float, gil: float, kind: str, domain: Hashable | None,
+                 serial: Hashable | None, done: Done, arg: Any, seq: int):
+        self.left = left
+        self.demand = demand
+        self.gil = gil
+        self.kind = kind
+        self.domain = domain
+        self.serial = serial
+        self.done = done
+        self.arg = arg
+        self.seq = seq
+        self.rate = 1.0
+        self.stretch = 1.0
 
 
 class FluidCpu:
-    """A pool of ``cores`` shared by jobs (see the module docstring for the rate model)."""
+    """A pool of ``cores`` shared by jobs (see the module docstring for the rate model).
+
+    ``shared_gil``: jobs submitted without a domain share the server process's GIL (domain
+    ``"server"``) — threads and async with thread offload; otherwise each has its own.
+    ``pairs``: co-run rates by (kind, kind), e.g. from the profile's ``gil.pairs``.
+    ``inference_serial``: a serial group for jobs submitted without one (async inline: the
+    event loop runs inference itself).
+    """
 
     def __init__(
         self,
@@ -48,6 +84,8 @@ class FluidCpu:
         slowdown: Callable[[float], float] | None = None,
         shared_gil: bool = True,
         gil_contention: float = 0.0,
+        pairs: Mapping[tuple[str, str], float] | None = None,
+        inference_serial: Hashable | None = None,
     ):
         if cores < 1:
             raise ValueError(f"cores must be >= 1, got {cores}")
@@ -56,33 +94,46 @@ class FluidCpu:
         self.slowdown = slowdown
         self.shared_gil = shared_gil
         self.gil_contention = gil_contention
-        self._heap: list[tuple[float, int, float, float, Done, Any]] = []
+        self.pairs: dict[tuple[str, str], float] = {
+            k: max(float(v), 1e-3) for k, v in (pairs or {}).items()
+        }
+        self._pair_kinds = {k for ab in self.pairs for k in ab}
+        self.inference_serial = inference_serial
+        self._jobs: list[_Job] = []
+        self._serial_busy: dict[Hashable, _Job] = {}
+        self._serial_wait: dict[Hashable, deque[_Job]] = {}
         self._seq = itertools.count()
-        self.v = 0.0  # virtual clock: work done by every running job since time 0
-        self._t = 0.0  # real time of the last update
-        self.rate = 1.0
-        self.demand = 0.0  # D
-        self.gil = 0.0  # G
-        self.gil_jobs = 0  # n: running jobs with a GIL share
+        self._t = 0.0
         self._timer: Timeout | None = None
-        self._timer_v = -1.0
         self._batching = False
+        self._fluid_cache: dict[tuple[str, str], float] = {}
         # Statistics.
         self.busy_area = 0.0  # integral of min(D, cores) dt
+        self.busy = 0.0  # current effective demand D
         self.jobs_done = 0
 
     def __len__(self) -> int:
-        return len(self._heap)
+        return len(self._jobs)
 
     # -- jobs ----------------------------------------------------------------------------------
-    def submit(self, work: float, demand: float, gil: float, done: Done, arg: Any) -> None:
+    def submit(
+        self, work: float, demand: float, gil: float, done: Done, arg: Any, kind: str = "",
+        domain: Any = DEFAULT, serial: Any = DEFAULT,
+    ) -> None:
         """Start a job of ``work`` seconds; ``done(arg)`` is called when it completes."""
+        if domain is DEFAULT:
+            domain = "server" if self.shared_gil else None
+        if serial is DEFAULT:
+            serial = self.inference_serial
+        job = _Job(max(work, 0.0), demand, gil if domain is not None else 0.0, kind, domain,
+                   serial, done, arg, next(self._seq))
         self._advance()
-        heapq.heappush(self._heap, (self.v + work, next(self._seq), demand, gil, done, arg))
-        self.demand += demand
-        if gil > 0:
-            self.gil += gil
-            self.gil_jobs += 1
+        if serial is not None:
+            if serial in self._serial_busy:
+                self._serial_wait.setdefault(serial, deque()).append(job)
+                return
+            self._serial_busy[serial] = job
+        self._jobs.append(job)
         if not self._batching:
             self._reschedule()
 
@@ -90,67 +141,121 @@ class FluidCpu:
         now = self.env._now
         dt = now - self._t
         if dt > 0:
-            if self._heap:
-                self.v += self.rate * dt
-                d = self.demand
-                self.busy_area += (d if d < self.cores else self.cores) * dt
+            for j in self._jobs:
+                j.left -= j.rate * dt
+            b = self.busy
+            self.busy_area += (b if b < self.cores else self.cores) * dt
             self._t = now
 
-    def _compute_rate(self) -> float:
-        d = self.demand
-        r = 1.0 if d <= self.cores else self.cores / d
+    def _pair_stretch(self, a: str, b: str, ga: float, gb: float) -> float:
+        """Extra stretch of a kind-``a`` job from one kind-``b`` job of its domain."""
+        r = self.pairs.get((a, b))
+        if r is not None:
+            return 1.0 / r - 1.0
+        key = (a, b)
+        s = self._fluid_cache.get(key)
+        if s is None:
+            ra, _ = pair_rates(ga, gb, self.gil_contention, cores=2)
+            s = 1.0 / ra - 1.0
+            self._fluid_cache[key] = s
+        return s
+
+    def _stretches(self) -> None:
+        domains: dict[Hashable, list[_Job]] = {}
+        for j in self._jobs:
+            j.stretch = 1.0
+            if j.domain is not None:
+                domains.setdefault(j.domain, []).append(j)
+        for members in domains.values():
+            if len(members) < 2:
+                continue
+            kinds = {j.kind for j in members}
+            if kinds <= self._pair_kinds and all(
+                (a, b) in self.pairs for a in kinds for b in kinds
+            ):
+                counts: dict[str, int] = {}
+                for j in members:
+                    counts[j.kind] = counts.get(j.kind, 0) + 1
+                for j in members:
+                    s = 1.0
+                    for k, n in counts.items():
+                        s += (n - (j.kind == k)) * (1.0 / self.pairs[(j.kind, k)] - 1.0)
+                    j.stretch = s
+            else:  # the fluid token model over the domain's shares
+                if sum(j.gil > 0 for j in members) < 2:
+                    continue
+                x = stretch([j.gil for j in members], 1.0, self.gil_contention)
+                if x > 1.0:
+                    for j in members:
+                        j.stretch = 1.0 - j.gil + j.gil * x
+
+    def _compute_rates(self) -> None:
+        self._stretches()
+        d = 0.0
+        for j in self._jobs:
+            d += j.demand / j.stretch
+        self.busy = d
+        base = 1.0 if d <= self.cores else self.cores / d
         if self.slowdown is not None and d > 1.0:
-            r /= self.slowdown(d)
-        if self.shared_gil and self.gil > 0:
-            cap = 1.0 / (1.0 + self.gil_contention * (self.gil_jobs - 1))
-            if self.gil * r > cap:
-                r = cap / self.gil
-        return r
+            base /= self.slowdown(d)
+        for j in self._jobs:
+            j.rate = base / j.stretch
 
     def _reschedule(self) -> None:
-        heap = self._heap
-        if not heap:
+        jobs = self._jobs
+        if not jobs:
             self._timer = None
-            self.demand = self.gil = 0.0  # shed accumulated rounding
-            self.gil_jobs = 0
+            self.busy = 0.0
             return
-        r = self._compute_rate()
-        top = heap[0][0]
-        if self._timer is not None and r == self.rate and top == self._timer_v:
-            return  # the pending timer is still right
-        self.rate = r
-        self._timer_v = top
-        dt = (top - self.v) / r
+        self._compute_rates()
+        dt = min(j.left / j.rate for j in jobs)
         timer = Timeout(self.env, dt if dt > 0 else 0.0)
         timer.callbacks.append(self._on_timer)  # type: ignore[union-attr]
         self._timer = timer
 
     def _on_timer(self, event: simpy.Event) -> None:
         if event is not self._timer:
-            return  # superseded by a later rate change
+            return  # superseded by a later event
         self._timer = None
         self._advance()
-        heap = self._heap
-        v = max(self.v, heap[0][0])
-        self.v = v
-        limit = v + 1e-12 * (1.0 + abs(v))
-        finished = []
-        while heap and heap[0][0] <= limit:
-            _, _, demand, gil, done, arg = heapq.heappop(heap)
-            self.demand -= demand
-            if gil > 0:
-                self.gil -= gil
-                self.gil_jobs -= 1
-            finished.append((done, arg))
+        finished, running = [], []
+        for j in self._jobs:
+            if j.left <= _EPS * (1.0 + j.rate):  # due within a picosecond
+                finished.append(j)
+            else:
+                running.append(j)
+        if not finished:  # rounding: finish the closest one
+            closest = min(running, key=lambda j: j.left / j.rate)
+            running.remove(closest)
+            finished.append(closest)
+        finished.sort(key=lambda j: j.seq)
+        self._jobs = running
+        for j in finished:
+            if j.serial is not None:
+                nxt = self._serial_wait.get(j.serial)
+                if nxt:
+                    job = nxt.popleft()
+                    self._serial_busy[j.serial] = job
+                    self._jobs.append(job)
+                else:
+                    del self._serial_busy[j.serial]
         self.jobs_done += len(finished)
         # Completions may start new jobs; reschedule once, after all of them.
         self._batching = True
         try:
-            for done, arg in finished:
-                done(arg)
+            for j in finished:
+                j.done(j.arg)
         finally:
             self._batching = False
         self._reschedule()
+
+    def running(self, domain: Hashable) -> dict[str, int]:
+        """How many jobs of each kind run now in GIL ``domain``."""
+        out: dict[str, int] = {}
+        for j in self._jobs:
+            if j.domain == domain:
+                out[j.kind] = out.get(j.kind, 0) + 1
+        return out
 
     def utilization(self, horizon: float) -> float:
         """Mean fraction of the cores busy over ``[0, horizon]``."""

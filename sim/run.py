@@ -20,6 +20,8 @@ from servelab.core.predictor import MeanPredictor, OraclePredictor, RuntimePredi
 from servelab.core.profile import Profile, default_profile
 from servelab.core.workload import WorkloadSpec
 from servelab.sim.cpu import FluidCpu
+from servelab.sim.frontend import FrontEnd
+from servelab.sim.frontend import active as frontend_active
 from servelab.sim.server import SimServer
 from servelab.sim.service import ServiceModel, interference_kind
 
@@ -89,11 +91,15 @@ def simulate(
     slowdown = None if all(x == 1.0 for x in table) else (
         lambda k: interference.slowdown(kind, k)
     )
+    inline = config.concurrency == "async" and config.offload == "inline"
     cpu = FluidCpu(
         env, profile.machine.cores, slowdown, shared_gil=service.shared_gil,
-        gil_contention=profile.gil.contention_overhead,
+        gil_contention=profile.gil.contention_overhead, pairs=profile.gil.pair_table(),
+        inference_serial="loop" if inline else None,
     )
     server = SimServer(env, config, arrivals, service, cpu, policy, pred)
+    front = FrontEnd(server, cpu, profile, config, arrivals) if frontend_active(
+        profile, config) else None
     server.start()
     env.run()
     server.check_finished()
@@ -118,7 +124,8 @@ def simulate(
             "processes" if not service.shared_gil else "threads",
             server.workers, list(workload.models),
         ),
-        little=_little(server, records, horizon),
+        little=_little(server, records, horizon, front),
+        modelled=modelled(profile, config, front),
         horizon_s=horizon,
         sim_cpu_s=sim_cpu,
         cpu_s=cpu_s,
@@ -128,14 +135,32 @@ def simulate(
     return SimResult(records=records, summary=summary, config=config, workload=spec)
 
 
-def _little(server: SimServer, records: pd.DataFrame, horizon: float) -> dict[str, float]:
+def modelled(profile: Profile, config: ServerConfig, front: FrontEnd | None) -> dict[str, Any]:
+    """What this run modelled beyond the scheduler (so a reader knows what to trust)."""
+    pairs = bool(profile.gil.pairs)
+    return {
+        "front_end": "measured live" if front is not None and front.fe.cpu
+        else "microbenchmark overhead folded into each job",
+        "client_cpu": bool(front is not None and profile.client.colocated and profile.client.cpu),
+        "gil": "co-run rates" if pairs else "fluid token (GIL shares)",
+        "convoy": bool(front is not None and front.convoy),
+    }
+
+
+def _little(
+    server: SimServer, records: pd.DataFrame, horizon: float, front: FrontEnd | None = None
+) -> dict[str, float]:
     """Little's law over the whole run: the simulator's own time-average number in system
     (integrated event by event) against arrival rate x mean time in system from the records."""
     accepted = records[records["status"] != "rejected"]
     if horizon <= 0 or accepted.empty:
         return {"L": 0.0, "lambda_W": 0.0, "rel_err": 0.0}
     server._occupancy(0)
-    L = server.area / horizon
+    area = server.area
+    if front is not None:
+        front._occupancy(0)
+        area += front.area
+    L = area / horizon
     lam = len(accepted) / horizon
     W = float((accepted["end"] - accepted["intended_arrival"]).mean())
     lw = lam * W

@@ -113,6 +113,8 @@ class SimServer:
         self._locks: dict[Any, deque[SimBatch] | None] = {}  # key -> waiters (None: lock free)
         self._profiles = {m: service.model_profiles[i] for i, m in enumerate(arrivals.models)}
         self.on_complete: Callable[[Request], None] | None = None
+        self.entry: Callable[[Request, float], Any] = self.admit
+        """Where an arriving request goes: :meth:`admit`, or a simulated front end."""
         # Arrivals as plain lists.
         self._times = arrivals.times.tolist()
         names = arrivals.models
@@ -156,7 +158,7 @@ class SimServer:
             service_time=self.service.service[i],
         )
         self.requests.append(r)
-        self.admit(r, now)
+        self.entry(r, now)
 
     def admit(self, request: Request, now: float) -> bool:
         """The request enters the scheduler at ``now``: queued (True; a free worker is woken)
@@ -248,14 +250,16 @@ class SimServer:
         if not self.preemptive and len(reqs) == 1:
             i = reqs[0].id
             svc = self.service
-            self.cpu.submit(svc.solo_work[i], svc.solo_demand[i], svc.solo_gil[i], self._done, batch)
+            self.cpu.submit(svc.solo_work[i], svc.solo_demand[i], svc.solo_gil[i], self._done, batch,
+                            kind=batch.model)
             return
         mp = batch.mp
         assert mp is not None
         job = self.service.job(reqs, mp, batch.stage, split=self.preemptive)
         batch.job = job
         batch.seg = 0
-        self.cpu.submit(job.segments[0], job.demand, job.gil, self._segment_done, batch)
+        self.cpu.submit(job.segments[0], job.demand, job.gil, self._segment_done, batch,
+                        kind=batch.model)
 
     def _segment_done(self, batch: SimBatch) -> None:
         now = self.env._now
@@ -278,7 +282,8 @@ class SimServer:
             self._release(batch, now)
             return
         batch.seg_start = now
-        self.cpu.submit(job.segments[batch.seg], job.demand, job.gil, self._segment_done, batch)
+        self.cpu.submit(job.segments[batch.seg], job.demand, job.gil, self._segment_done, batch,
+                        kind=batch.model)
 
     def _done(self, batch: SimBatch) -> None:
         now = self.env._now

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from servelab.core.config import ServerConfig
-from servelab.core.profile import ModelProfile, Profile
+from servelab.core.profile import ModelProfile, Profile, setup_name
 from servelab.core.requests import Request
 from servelab.core.workload import Arrivals
 
@@ -105,16 +105,27 @@ class ServiceModel:
         }
 
     def _overheads(self, nbytes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per-request server overhead work, and the GIL-held part of it."""
+        """Per-request server overhead work inside the worker's job, and its GIL-held part.
+
+        When the profile measured this setup's front end live, the HTTP and event-loop work
+        is the front end's own (:mod:`servelab.sim.frontend`) and only the worker-side IPC
+        stays here; otherwise the microbenchmarked HTTP, IPC and loop costs are folded in.
+        """
         p, c = self.profile, self.config
-        http = p.http_cost(c.concurrency)
-        over = http.fixed_s + http.per_byte_s * nbytes
-        over_gil = over * http.gil_share
+        live_fe = setup_name(c.concurrency, c.offload) in p.frontend
+        over = np.zeros_like(nbytes)
+        over_gil = np.zeros_like(nbytes)
+        if not live_fe:
+            http = p.http_cost(c.concurrency)
+            over = http.fixed_s + http.per_byte_s * nbytes
+            over_gil = over * http.gil_share
         if c.concurrency == "processes" or (c.concurrency == "async" and c.offload == "process"):
             ipc = p.ipc.fixed_s + p.ipc.per_byte_s * nbytes
+            if live_fe:
+                ipc = ipc / 2  # the server's half is in the front end's measured CPU
             over = over + ipc
             over_gil = over_gil + ipc
-        if c.concurrency == "async":
+        if c.concurrency == "async" and not live_fe:
             loop = p.event_loop.per_request_s + (
                 p.event_loop.thread_handoff_s if c.offload == "thread"
                 else p.event_loop.inline_block_s if c.offload == "inline" else 0.0
@@ -122,9 +133,6 @@ class ServiceModel:
             over = over + loop
             over_gil = over_gil + loop
         return over, over_gil
-
-    def model_profile(self, request: Request, index: dict[str, int]) -> ModelProfile:
-        return self.model_profiles[index[request.model]]
 
     def job(self, members: Sequence[Request], mp: ModelProfile, stage: int, split: bool) -> Job:
         """The CPU job for running ``members`` (one model, all at forward stage ``stage``).

@@ -72,11 +72,12 @@ def parse_grid(specs: Sequence[str]) -> dict[str, list[Any]]:
 def canonical(config: ServerConfig) -> ServerConfig:
     """The same server with the fields that cannot matter reset to their defaults, so that a
     grid does not simulate one server twice (offload only matters under async, the model lock
-    only under threads, the batch timeout only with batching)."""
+    only where inference runs in the server's threads, the batch timeout only with batching)."""
     changes: dict[str, Any] = {}
     if config.concurrency != "async":
         changes["offload"] = _DEFAULTS.offload
-    if config.concurrency != "threads":
+    if not (config.concurrency == "threads"
+            or (config.concurrency == "async" and config.offload == "thread")):
         changes["model_lock"] = _DEFAULTS.model_lock
     if config.max_batch == 1:
         changes["batch_timeout_ms"] = 0.0

@@ -59,8 +59,9 @@ def test_expand_configs_drops_fields_that_cannot_matter():
     grid = parse_grid(["concurrency=threads,processes,async", "offload=inline,thread",
                        "model_lock=none,per-model"])
     configs = expand_configs(ServerConfig(), grid)
-    # threads x 2 locks, processes x 1, async x 2 offloads
-    assert len(configs) == 5
+    # threads x 2 locks, processes x 1, async inline x 1, async thread offload x 2 locks (its
+    # inference runs in threads of the server process, where the lock applies)
+    assert len(configs) == 6
     assert canonical(ServerConfig(concurrency="processes", offload="inline")).offload == "thread"
     assert canonical(ServerConfig(max_batch=1, batch_timeout_ms=5)).batch_timeout_ms == 0
     with pytest.raises(ValueError, match="valid: threads, processes, async"):

@@ -1,0 +1,88 @@
+"""The live stages' fits on synthetic measurements whose answers are known."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from servelab.calibrate.fit import fit_gil
+from servelab.calibrate.live import client_background, frontend_costs, gil_from_corun
+from servelab.core.gil import pair_rates
+
+
+def test_fit_gil_recovers_shares_and_overhead_from_pair_rates():
+    truth = {"a": 0.95, "b": 0.3, "c": 0.7}
+    obs = [(x, y, *pair_rates(truth[x], truth[y], 0.2)) for x, y in
+           itertools.combinations_with_replacement(truth, 2)]
+    fit = fit_gil(obs, cores=2)
+    assert fit.rmse < 1e-3  # the fitted model reproduces every pair's rates
+    # (shares and overhead trade off against each other; their order is identified)
+    assert fit.shares["b"] < fit.shares["c"] < fit.shares["a"]
+
+
+def test_corun_pairs_become_the_table_in_both_directions():
+    results = [{"pairs": [
+        {"a": "m", "b": "m", "rate_a": 0.5, "rate_b": 0.6},
+        {"a": "m", "b": "frontend", "rate_a": 0.2, "rate_b": 0.9},
+        {"a": "frontend", "b": "frontend", "rate_a": 0.4, "rate_b": 0.4},
+    ]}]
+    gil, shares = gil_from_corun(results, cores=2, notes=[])
+    assert gil.pairs["m"]["m"] == pytest.approx(0.55)
+    assert gil.pairs["m"]["frontend"] == 0.2 and gil.pairs["frontend"]["m"] == 0.9
+    assert set(shares) == {"m"}  # the fluid fit sees only model pairs
+
+
+def test_client_background_separates_time_from_requests():
+    runs = [{"seconds": 2.0, "requests": n, "client_s": (0.02 * 2.0 + 0.0005 * n) / n}
+            for n in (5, 40, 80)]
+    bg, per = client_background(runs)
+    assert bg == pytest.approx(0.02) and per == pytest.approx(0.0005)
+
+
+def _run(model, size, fe, n=50, client=0.001):
+    return {"model": model, "size": size, "requests": n, "seconds": 2.0, "frontend_s": fe,
+            "inference_s": 0.0, "client_s": client, "fixed_size": True}
+
+
+def test_frontend_costs_curves_convoy_and_inline():
+    results = [{"setup": "threads", "probe_idle_s": 0.001, "inference_threads": 2,
+                "probe_delta_s": {"m": 0.004, "lstm": 0.0},
+                "runs": [_run("m", 32, 0.002), _run("lstm", 96, 0.002), _run("lstm", 720, 0.005)]},
+               {"setup": "async-thread", "probe_idle_s": 0.001, "probe_delta_s": {"m": 0.0},
+                "runs": [_run("m", 32, 0.003)]}]
+    from servelab.core.profile import GilCost
+
+    gil = GilCost(pairs={"frontend": {"m": 0.5}})
+    fe, client = frontend_costs(results, gil, notes=[])
+    assert fe["threads"].cpu["m"](32) == pytest.approx(0.002)
+    assert fe["threads"].cpu["lstm"](720) == pytest.approx(0.005)
+    assert fe["threads"].cpu["lstm"](408) == pytest.approx(0.0035)
+    # measured 4 ms; the probe's own 2 ms of front-end work stretched x2 explains 2 of them
+    assert fe["threads"].convoy["m"] == pytest.approx(0.002)
+    assert fe["async-thread"].serial and fe["async-inline"].serial
+    assert fe["async-inline"].convoy == {}
+    assert client.colocated and client.cpu["m"](32) == pytest.approx(0.001, rel=0.05)
+
+
+def test_live_benches_run_end_to_end_on_a_tiny_model():
+    from servelab.calibrate.live import frontend_costs, gil_from_corun
+    from servelab.calibrate.worker import measure
+
+    corun = measure({"bench": "corun", "params": {
+        "kinds": ["lstm_forecaster", "frontend"], "variant": "tiny", "seconds": 0.2,
+        "long_seconds": 0.2}, "warmups": 1})
+    assert {(p["a"], p["b"]) for p in corun["pairs"]} == {
+        ("lstm_forecaster", "lstm_forecaster"), ("lstm_forecaster", "frontend"),
+        ("frontend", "frontend")}
+    assert all(0 < p["rate_a"] <= 2 for p in corun["pairs"])
+    fe = measure({"bench": "frontend", "params": {
+        "setup": "threads", "models": ["lstm_forecaster"], "variant": "tiny", "seconds": 0.5,
+        "probe_seconds": 0.3}, "warmups": 1})
+    assert fe["inference_threads"] == 2
+    assert {r["size"] for r in fe["runs"]} == {96.0, 720.0}
+    assert all(r["requests"] > 0 and 0 < r["frontend_s"] < 0.05 for r in fe["runs"])
+    gil, _ = gil_from_corun([corun], cores=2, notes=[])
+    costs, client = frontend_costs([fe], gil, notes=[])
+    assert costs["threads"].cpu["lstm_forecaster"](400) > 0
+    assert client.cpu["lstm_forecaster"](96) >= 0
