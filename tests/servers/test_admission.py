@@ -45,7 +45,7 @@ def full(request: pytest.FixtureRequest) -> Iterator[Server]:
     srv.stop()
 
 
-def _fill(srv: Server, seconds: float = 2.0) -> list[Background]:
+def _fill(srv: Server, seconds: float = 1.2) -> list[Background]:
     """Hold the worker and fill the queue; returns the two admitted requests."""
     blocker = Background(lambda: sleep_request(srv, seconds))
     wait_until(engine_settled(srv, inflight=1, queued=0), what="blocker running")
