@@ -38,7 +38,7 @@ from typing import Any
 import simpy
 from simpy.events import Timeout
 
-from servelab.core.gil import pair_rates, stretch
+from servelab.core.gil import stretch
 
 Done = Callable[[Any], None]
 
@@ -106,7 +106,7 @@ class FluidCpu:
         self._t = 0.0
         self._timer: Timeout | None = None
         self._batching = False
-        self._fluid_cache: dict[tuple[str, str], float] = {}
+        self._stretch_cache: dict[tuple[tuple[str, int], ...], dict[str, float] | None] = {}
         # Statistics.
         self.busy_area = 0.0  # integral of min(D, cores) dt
         self.busy = 0.0  # current effective demand D
@@ -147,58 +147,72 @@ class FluidCpu:
             self.busy_area += (b if b < self.cores else self.cores) * dt
             self._t = now
 
-    def _pair_stretch(self, a: str, b: str, ga: float, gb: float) -> float:
-        """Extra stretch of a kind-``a`` job from one kind-``b`` job of its domain."""
-        r = self.pairs.get((a, b))
-        if r is not None:
-            return 1.0 / r - 1.0
-        key = (a, b)
-        s = self._fluid_cache.get(key)
-        if s is None:
-            ra, _ = pair_rates(ga, gb, self.gil_contention, cores=2)
-            s = 1.0 / ra - 1.0
-            self._fluid_cache[key] = s
-        return s
+    def _table_stretch(self, counts: dict[str, int]) -> dict[str, float] | None:
+        """Stretch per kind for a domain running ``counts`` jobs of each kind (the co-run
+        table's additive rule), or None when the table lacks a pair (fluid model then)."""
+        key = tuple(sorted(counts.items()))
+        hit = self._stretch_cache.get(key, False)
+        if hit is not False:
+            return hit  # type: ignore[return-value]
+        pairs = self.pairs
+        out: dict[str, float] | None = {}
+        for a in counts:
+            s = 1.0
+            for b, n in counts.items():
+                r = pairs.get((a, b))
+                if r is None:
+                    out = None
+                    break
+                s += (n - (a == b)) * (1.0 / r - 1.0)
+            if out is None:
+                break
+            out[a] = s
+        self._stretch_cache[key] = out
+        return out
 
     def _stretches(self) -> None:
         domains: dict[Hashable, list[_Job]] = {}
         for j in self._jobs:
             j.stretch = 1.0
             if j.domain is not None:
-                domains.setdefault(j.domain, []).append(j)
+                members = domains.get(j.domain)
+                if members is None:
+                    domains[j.domain] = [j]
+                else:
+                    members.append(j)
         for members in domains.values():
             if len(members) < 2:
                 continue
-            kinds = {j.kind for j in members}
-            if kinds <= self._pair_kinds and all(
-                (a, b) in self.pairs for a in kinds for b in kinds
-            ):
-                counts: dict[str, int] = {}
+            counts: dict[str, int] = {}
+            for j in members:
+                counts[j.kind] = counts.get(j.kind, 0) + 1
+            table = self._table_stretch(counts) if self.pairs else None
+            if table is not None:
                 for j in members:
-                    counts[j.kind] = counts.get(j.kind, 0) + 1
+                    j.stretch = table[j.kind]
+                continue
+            # the fluid token model over the domain's shares
+            if sum(j.gil > 0 for j in members) < 2:
+                continue
+            x = stretch([j.gil for j in members], 1.0, self.gil_contention)
+            if x > 1.0:
                 for j in members:
-                    s = 1.0
-                    for k, n in counts.items():
-                        s += (n - (j.kind == k)) * (1.0 / self.pairs[(j.kind, k)] - 1.0)
-                    j.stretch = s
-            else:  # the fluid token model over the domain's shares
-                if sum(j.gil > 0 for j in members) < 2:
-                    continue
-                x = stretch([j.gil for j in members], 1.0, self.gil_contention)
-                if x > 1.0:
-                    for j in members:
-                        j.stretch = 1.0 - j.gil + j.gil * x
+                    j.stretch = 1.0 - j.gil + j.gil * x
 
     def _compute_rates(self) -> None:
-        self._stretches()
+        jobs = self._jobs
+        if len(jobs) > 1:
+            self._stretches()
+        else:
+            jobs[0].stretch = 1.0
         d = 0.0
-        for j in self._jobs:
+        for j in jobs:
             d += j.demand / j.stretch
         self.busy = d
         base = 1.0 if d <= self.cores else self.cores / d
         if self.slowdown is not None and d > 1.0:
             base /= self.slowdown(d)
-        for j in self._jobs:
+        for j in jobs:
             j.rate = base / j.stretch
 
     def _reschedule(self) -> None:
