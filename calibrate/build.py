@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from servelab.calibrate.fit import gil_share, linear_fit, summarize
-from servelab.calibrate.live import frontend_costs, gil_from_corun
+from servelab.calibrate.live import cold_curves, frontend_costs, gil_from_corun
 from servelab.core.profile import (
     CostCurve,
     EventLoopCost,
@@ -175,7 +175,10 @@ def build_profile(
         if name in models:
             models[name] = replace(models[name], gil_share=float(g))
             gil[name] = float(g)
-    frontend, client = frontend_costs(b.get("frontend", []), gil_cost, notes)
+    for name, cold in cold_curves(b.get("warmth", [])).items():
+        if name in models:
+            models[name] = replace(models[name], cold=cold)
+    frontend, client = frontend_costs(b.get("frontend", []), gil_cost, notes, models)
     interference = _interference(b.get("interference", []), gil, cores)
     ipc = IpcCost()
     ipc_methods = {}

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from servelab.calibrate.fit import fit_gil
-from servelab.core.profile import ClientCost, CostCurve, FrontEndCost, GilCost
+from servelab.core.profile import ClientCost, CostCurve, FrontEndCost, GilCost, ModelProfile
 
 Result = Mapping[str, Any]
 
@@ -31,7 +31,9 @@ def gil_from_corun(results: Sequence[Result], cores: int, notes: list[str]) -> t
                 obs.append((a, b, float(p["rate_a"]), float(p["rate_b"])))
     if not pairs:  # not planned (--only): the fluid model from the shares applies
         return GilCost(), {}
-    table = {a: {b: float(np.clip(np.mean(v), 1e-3, 4.0)) for b, v in row.items()}
+    # A thread is never faster beside another than alone: a rate above 1 is the solo
+    # measurement's noise, clipped.
+    table = {a: {b: float(np.clip(np.mean(v), 1e-3, 1.0)) for b, v in row.items()}
              for a, row in pairs.items()}
     fit: dict[str, Any] = {}
     shares: dict[str, float] = {}
@@ -44,6 +46,23 @@ def gil_from_corun(results: Sequence[Result], cores: int, notes: list[str]) -> t
                               for k, v in row.items()} for row in f.residuals]}
     return GilCost(contention_overhead=float(fit.get("overhead", 0.0)), pairs=table,
                    fit=fit), shares
+
+
+def cold_curves(results: Sequence[Result]) -> dict[str, tuple[tuple[float, float], ...]]:
+    """Per model, the extra CPU after each idle gap over the back-to-back figure (the first
+    gap, 0), made non-decreasing in the gap (a longer rest never warms a cache); extras
+    under ``floor`` of the back-to-back time are measurement noise and count as none."""
+    out = {}
+    floor = 0.05
+    for r in results:
+        for name, m in r.get("models", {}).items():
+            base = m["cpu_s"][0]
+            raw = np.asarray(m["cpu_s"]) - base
+            raw = np.where(raw < floor * base, 0.0, raw)
+            extra = np.maximum.accumulate(raw)
+            out[name] = tuple((float(g), float(x)) for g, x in zip(m["gaps_s"], extra,
+                                                                  strict=True))
+    return out
 
 
 def _curve(points: Sequence[tuple[float, float]]) -> CostCurve:
@@ -72,7 +91,43 @@ def client_background(runs: Sequence[Mapping[str, Any]]) -> tuple[float, float]:
     return float(bg), float(per)
 
 
-def frontend_costs(results: Sequence[Result], gil: GilCost, notes: list[str]) -> tuple[
+LIGHT = {"mobilenet_v2": None, "lstm_forecaster": 96}
+"""The runs whose latency is mostly path, not queueing (short requests at low load)."""
+
+
+def handoff_latency(runs: Sequence[Mapping[str, Any]]) -> float:
+    """The path's latency that takes no CPU: a light run's median latency minus the CPU one
+    request costs on it (generator, front end, inference), the median over the light runs."""
+    out = []
+    for run in runs:
+        if run["model"] not in LIGHT or not run.get("requests"):
+            continue
+        size = LIGHT[run["model"]]
+        if size is not None and abs(run["size"] - size) > 1:
+            continue
+        lat = run.get("latency_p50_s", math.nan)
+        if math.isfinite(lat):
+            out.append(lat - run["client_s"] - run["frontend_s"] - run["inference_s"])
+    return max(float(np.median(out)), 0.0) if out else 0.0
+
+
+def service_scales(runs: Sequence[Mapping[str, Any]],
+                   models: Mapping[str, ModelProfile]) -> dict[str, float]:
+    """Per model, the in-server inference CPU per request over the benchmarked service time
+    at the run's size (median over its runs; clipped to [0.5, 3])."""
+    by_model: dict[str, list[float]] = defaultdict(list)
+    for run in runs:
+        mp = models.get(run["model"])
+        if mp is None or not run.get("requests") or not run.get("inference_s"):
+            continue
+        solo = mp.mean_service(max(run["size"], 1.0))
+        if solo > 0:
+            by_model[run["model"]].append(run["inference_s"] / solo)
+    return {m: float(np.clip(np.median(v), 0.5, 3.0)) for m, v in by_model.items()}
+
+
+def frontend_costs(results: Sequence[Result], gil: GilCost, notes: list[str],
+                   models: Mapping[str, ModelProfile] | None = None) -> tuple[
         dict[str, FrontEndCost], ClientCost]:
     """Per setup, the front end's CPU per request per model and its convoy delays; the load
     generator's per-request CPU (pooled over setups, time-proportional part removed)."""
@@ -98,6 +153,8 @@ def frontend_costs(results: Sequence[Result], gil: GilCost, notes: list[str]) ->
                 convoy[m] = max(float(delta) - explained, 0.0)
         out[setup] = FrontEndCost(
             cpu=cpu, convoy=convoy, gil=True, serial=setup.startswith("async"),
+            latency_s=handoff_latency(r["runs"]),
+            service_scale=service_scales(r["runs"], models or {}),
             fit={"probe_idle_s": r["probe_idle_s"], "probe_delta_s": r["probe_delta_s"],
                  "runs": [{k: v for k, v in run.items()} for run in r["runs"]],
                  "inference_threads": r.get("inference_threads", 0)},
@@ -106,6 +163,7 @@ def frontend_costs(results: Sequence[Result], gil: GilCost, notes: list[str]) ->
         fe = out["async-thread"]
         out["async-inline"] = FrontEndCost(
             cpu=fe.cpu, convoy={}, gil=True, serial=True, in_share=fe.in_share,
+            latency_s=fe.latency_s, service_scale=fe.service_scale,
             fit={"method": "async-thread's front end (the same uvicorn/FastAPI path); no "
                            "convoy: inference runs on the loop's own thread"},
         )
@@ -142,7 +200,10 @@ def describe(fe: Mapping[str, FrontEndCost], client: ClientCost, gil: GilCost) -
         cpu = "  ".join(f"{m} {c(c.points[0][0] if c.points else 32) * 1e3:.2f}"
                         for m, c in f.cpu.items())
         conv = "  ".join(f"{m} {v * 1e3:.2f}" for m, v in f.convoy.items())
-        lines.append(f"front end {setup:<13}: CPU ms/request {cpu}; convoy ms {conv or '-'}")
+        scale = "  ".join(f"{m} x{v:.2f}" for m, v in f.service_scale.items())
+        lines.append(f"front end {setup:<13}: CPU ms/request {cpu}; convoy ms {conv or '-'}; "
+                     f"hand-off latency {f.latency_s * 1e3:.2f} ms; in-server inference "
+                     f"{scale or '-'}")
     if client.cpu:
         lines.append("load generator CPU ms/request: " + "  ".join(
             f"{m} {c(c.points[0][0] if c.points else 32) * 1e3:.2f}" for m, c in client.cpu.items()))

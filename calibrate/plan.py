@@ -39,11 +39,13 @@ def plan(
     # own Python work), then each setup's real server driven by the real load generator.
     pts.append(Point("corun", {"kinds": [*models, "frontend"], "variant": variant,
                                "seconds": 1.0 if quick else 3.0,
-                               "long_seconds": 2.0 if quick else 6.0}, 2, 1))
+                               "long_seconds": 1.5 if quick else 6.0}, 2, 1))
+    pts.append(Point("warmth", {"models": list(models), "variant": variant}, 3,
+                     12 if quick else 40))
     for setup in LIVE_SETUPS:
         pts.append(Point("frontend", {"setup": setup, "models": list(models), "variant": variant,
-                                      "seconds": 2.0 if quick else 6.0,
-                                      "probe_seconds": 1.2 if quick else 4.0}, 1, 1))
+                                      "seconds": 1.8 if quick else 6.0,
+                                      "probe_seconds": 1.0 if quick else 4.0}, 1, 1))
     sizes = SIZES if quick else FULL_SIZES
     samples = 5 if quick else 20
     for m in models:

@@ -20,6 +20,7 @@ BENCHES: dict[str, str] = {
     "service": "servelab.calibrate.benches.service",
     "interference": "servelab.calibrate.benches.interference",
     "corun": "servelab.calibrate.benches.corun",
+    "warmth": "servelab.calibrate.benches.warmth",
     "frontend": "servelab.calibrate.benches.frontend",
     "eventloop": "servelab.calibrate.benches.eventloop",
     "memory": "servelab.calibrate.benches.memory",

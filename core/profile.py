@@ -176,6 +176,9 @@ class ModelProfile:
     may pause between pieces (MLFQ preemption).  ``gil_share`` is the fraction of the CPU work
     during which the GIL is held.  Payload bytes (request in, response out) drive the IPC and
     HTTP per-byte costs; ``memory_mb`` is one loaded copy (weights + activations).
+    ``cold``: ``(idle gap seconds, extra CPU seconds)`` points — what a batch costs beyond the
+    back-to-back figures when its worker sat idle that long before it (caches gone cold, the
+    core asleep); piecewise-linear, flat beyond the last point.
     """
 
     preprocess: CostCurve = field(default_factory=CostCurve)
@@ -191,8 +194,11 @@ class ModelProfile:
     input_bytes_per_unit: float = 0.0
     output_bytes: float = 0.0
     memory_mb: float = 0.0
+    cold: tuple[tuple[float, float], ...] = ()
 
     def __post_init__(self) -> None:
+        if any(g < 0 or not (x >= 0) for g, x in self.cold):
+            raise ProfileError("model: cold points need gaps and extra seconds >= 0")
         if self.stages < 1:
             raise ProfileError(f"model: stages must be >= 1, got {self.stages}")
         if self.dist not in DISTRIBUTIONS:
@@ -219,6 +225,8 @@ class ModelProfile:
                 d[k] = CostCurve.from_dict(d[k])
         if "intra_op_speedup" in d:
             d["intra_op_speedup"] = tuple(float(x) for x in d["intra_op_speedup"])
+        if "cold" in d:
+            d["cold"] = tuple((float(g), float(x)) for g, x in d["cold"])
         return cls(**d)
 
     def to_dict(self) -> dict[str, Any]:
@@ -226,7 +234,17 @@ class ModelProfile:
         for k in ("preprocess", "forward", "postprocess"):
             d[k] = getattr(self, k).to_dict()
         d["intra_op_speedup"] = list(self.intra_op_speedup)
+        d["cold"] = [list(p) for p in self.cold]
         return d
+
+    def cold_extra(self, gap: float) -> float:
+        """Extra CPU seconds of a batch started ``gap`` seconds after its worker's last one."""
+        pts = self.cold
+        if not pts:
+            return 0.0
+        if gap >= pts[-1][0]:
+            return pts[-1][1]
+        return float(np.interp(gap, [g for g, _ in pts], [x for _, x in pts]))
 
     def speedup(self, threads: int) -> float:
         """Forward-pass speedup at ``threads`` intra-op threads (the last factor beyond the table)."""
@@ -461,8 +479,11 @@ class FrontEndCost:
     front-end pass at a time (an asyncio event loop).  ``convoy[model]``: the extra seconds a
     request spends in the front end while one inference of ``model`` runs in the same
     interpreter, beyond what the CPU model explains (GIL hand-offs to a thread that re-acquires
-    after every socket call wait for the holder's switch interval).  ``fit`` keeps the
-    measurement's details and residuals.
+    after every socket call wait for the holder's switch interval).  ``latency_s``: the
+    path's time that takes no CPU — thread wake-ups, the loopback — per request, half on the
+    way in and half on the way out.  ``service_scale[model]``: the CPU one inference costs in
+    this server (the worker's own path and caches colder than in a back-to-back benchmark)
+    over the model's benchmarked service time.  ``fit`` keeps the measurement's details.
     """
 
     cpu: Mapping[str, CostCurve] = field(default_factory=dict)
@@ -470,10 +491,12 @@ class FrontEndCost:
     gil: bool = True
     serial: bool = False
     in_share: float = 0.7
+    latency_s: float = 0.0
+    service_scale: Mapping[str, float] = field(default_factory=dict)
     fit: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        _nonneg("frontend", in_share=self.in_share, **{f"convoy[{m}]": v
+        _nonneg("frontend", in_share=self.in_share, latency_s=self.latency_s, **{f"convoy[{m}]": v
                                                        for m, v in self.convoy.items()})
         if self.in_share > 1:
             raise ProfileError("frontend: in_share must be in [0, 1]")
@@ -484,12 +507,14 @@ class FrontEndCost:
         d = dict(data)
         d["cpu"] = _curves("frontend.cpu", d.get("cpu", {}))
         d["convoy"] = {str(m): float(v) for m, v in d.get("convoy", {}).items()}
+        d["service_scale"] = {str(m): float(v) for m, v in d.get("service_scale", {}).items()}
         return cls(**d)
 
     def to_dict(self) -> dict[str, Any]:
         return {"cpu": {m: c.to_dict() for m, c in self.cpu.items()},
                 "convoy": dict(self.convoy), "gil": self.gil, "serial": self.serial,
-                "in_share": self.in_share, "fit": dict(self.fit)}
+                "in_share": self.in_share, "latency_s": self.latency_s,
+                "service_scale": dict(self.service_scale), "fit": dict(self.fit)}
 
 
 @dataclass(frozen=True)

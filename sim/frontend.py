@@ -17,6 +17,8 @@ A request's life, as a live run measures it (latency from the *intended* send ti
   rates), or the main process of a pool (processes; async with process offload).  On an
   asyncio server every pass goes through the one event loop (``serial``); with inline offload
   inference runs on the loop as well, so a front-end pass waits for the stage in progress.
+* **hand-off latency** (``latency_s``): time on the path that takes no CPU (thread wake-ups,
+  the loopback), half on the way in, half on the way out.
 * **convoy**: entering the queue also waits ``sum convoy[model]`` over the inference jobs then
   running in the front end's interpreter — the measured extra wait of a thread that re-acquires
   the GIL after every socket call beside a thread that holds it.
@@ -80,6 +82,7 @@ class FrontEnd:
         self.domain: Any = "server" if shares_inference_gil(config) else "frontend"
         self.serial = "loop" if fe.serial else None
         self.convoy = dict(fe.convoy) if self.domain == "server" else {}
+        self.half_latency = fe.latency_s / 2
         self.area = 0.0
         self.in_front = 0
         self._t = 0.0
@@ -110,7 +113,7 @@ class FrontEnd:
             self._parsed(r)
 
     def _parsed(self, r: Request) -> None:
-        delay = 0.0
+        delay = self.half_latency
         if self.convoy:
             for kind, k in self.cpu.running(self.domain).items():
                 delay += k * self.convoy.get(kind, 0.0)
@@ -139,6 +142,16 @@ class FrontEnd:
             self._encoded(r)
 
     def _encoded(self, r: Request) -> None:
+        if self.half_latency > 0:
+            t = Timeout(self.env, self.half_latency, value=r)
+            t.callbacks.append(self._out_delivered)  # type: ignore[union-attr]
+        else:
+            self._delivered(r)
+
+    def _out_delivered(self, event: Any) -> None:
+        self._delivered(event.value)
+
+    def _delivered(self, r: Request) -> None:
         if self.cl_half[r.id] > 0:
             self.cpu.submit(self.cl_half[r.id], 1.0, 1.0, self._received, r, kind="client",
                             domain=None, serial="client")

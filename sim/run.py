@@ -63,11 +63,14 @@ def simulate(
     predictor: str | RuntimePredictor | None = "mean",
     slo_ms: float | Mapping[str, float] | None = None,
     policy_kwargs: Mapping[str, Any] | None = None,
+    noise_seed: int | None = None,
 ) -> SimResult:
     """Simulate ``config`` serving ``workload`` on the machine ``profile`` describes.
 
     ``seed`` (default: the workload's own) seeds both the arrivals and the service-time noise:
-    the same seed gives identical records.  ``slo_ms`` (one number, or one per model) adds SLO
+    the same seed gives identical records.  ``noise_seed`` (default: ``seed``) seeds the
+    service-time noise alone, so one arrival sequence — a live run's, replayed — can be
+    simulated under several draws of the noise.  ``slo_ms`` (one number, or one per model) adds SLO
     goodput to the summary.  ``policy_kwargs`` go to the queue policy (e.g. MLFQ ``quanta``).
     """
     profile = profile if profile is not None else default_profile()
@@ -80,7 +83,8 @@ def simulate(
     seed = workload.seed if seed is None else int(seed)
     spec = workload.with_seed(seed)
     arrivals = spec.generate()
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5E4E]))
+    nseed = seed if noise_seed is None else int(noise_seed)
+    rng = np.random.default_rng(np.random.SeedSequence([nseed, 0x5E4E]))
     service = ServiceModel(profile, config, arrivals, rng)
     pred = make_sim_predictor(predictor, service)
     policy = make_policy(config.scheduler, predictor=pred, **dict(policy_kwargs or {}))

@@ -15,6 +15,8 @@ module adds only what the simulator itself models, driven by callbacks on a SimP
   ``async`` with ``offload="thread"``): with ``model_lock`` ``per-model`` (or ``global``) a
   worker that took a batch whose model is busy waits for the lock, holding its batch and its
   slot (first come, first served) — live, that worker's thread blocks the same way;
+* **cold starts**: a batch whose worker sat idle before it costs the model's measured extra
+  CPU for that gap (``ModelProfile.cold``: caches cold, the core asleep);
 * **execution**: the batch's CPU job runs on the :class:`~servelab.sim.cpu.FluidCpu`; under a
   preemptive policy (MLFQ) it runs stage by stage and after each stage but the last the core
   decides whether to stop it there (the lead request decides for the whole batch); a stopped
@@ -106,6 +108,7 @@ class SimServer:
         inline = config.concurrency == "async" and config.offload == "inline"
         self.workers = 1 if inline else config.workers  # inline: the event loop is the worker
         self.free: list[int] = list(range(self.workers - 1, -1, -1))
+        self._last_end = [-math.inf] * self.workers  # when each worker last finished a batch
         self._batch_timer: Timeout | None = None
         self._batch_timer_at = math.inf
         self.locking = inference_in_threads(config) and config.model_lock != "none"
@@ -244,21 +247,29 @@ class SimServer:
         self._run(batch, now)
 
     # -- execution -------------------------------------------------------------------------------
+    def _cold(self, batch: SimBatch, now: float) -> float:
+        """Extra CPU of a batch whose worker sat idle before it (``ModelProfile.cold``)."""
+        mp = batch.mp
+        if mp is None or not mp.cold:
+            return 0.0
+        return mp.cold_extra(now - self._last_end[batch.worker])
+
     def _run(self, batch: SimBatch, now: float) -> None:
         batch.seg_start = now
         reqs = batch.requests
+        extra = self._cold(batch, now)
         if not self.preemptive and len(reqs) == 1:
             i = reqs[0].id
             svc = self.service
-            self.cpu.submit(svc.solo_work[i], svc.solo_demand[i], svc.solo_gil[i], self._done, batch,
-                            kind=batch.model)
+            self.cpu.submit(svc.solo_work[i] + extra, svc.solo_demand[i], svc.solo_gil[i],
+                            self._done, batch, kind=batch.model)
             return
         mp = batch.mp
         assert mp is not None
         job = self.service.job(reqs, mp, batch.stage, split=self.preemptive)
         batch.job = job
         batch.seg = 0
-        self.cpu.submit(job.segments[0], job.demand, job.gil, self._segment_done, batch,
+        self.cpu.submit(job.segments[0] + extra, job.demand, job.gil, self._segment_done, batch,
                         kind=batch.model)
 
     def _segment_done(self, batch: SimBatch) -> None:
@@ -307,6 +318,7 @@ class SimServer:
             else:
                 self._locks[batch.lock] = None
         self.free.append(batch.worker)
+        self._last_end[batch.worker] = now
         if self.policy:
             self._dispatch(now)
 

@@ -2,9 +2,10 @@
 
 Everything per request is computed up front, vectorized, when the run starts: the model's
 preprocess / forward / postprocess costs at the request's input size, a noise factor (mean 1,
-the profile's distribution and CV), and the server overheads the configuration adds — the HTTP
-stack, the IPC hand-off to a worker process, the asyncio loop's work.  The simulator then only
-looks numbers up.
+the profile's distribution and CV), and the server overheads the configuration adds — with
+a live-measured front end only the worker's half of IPC (the rest is
+:mod:`servelab.sim.frontend`'s), otherwise the microbenchmarked HTTP stack, IPC hand-off and
+asyncio loop work.  The simulator then only looks numbers up.
 
 A *job* is what the CPU model runs: ``work`` seconds of CPU at full speed, an average
 ``demand`` in busy threads (intra-op threads make the forward pass use several), and a ``gil``

@@ -10,6 +10,9 @@ model loaded and two workers:
    ``/servelab/stats``); for a process pool it is the whole main process (dispatch and the
    server's side of IPC included).  The generator's own CPU per request is this
    process's while it sends (``RUSAGE_SELF`` from the first send on: bodies and connections are made before).
+   The run's median latency minus the CPU a request costs on its path (generator, front end,
+   inference — worker processes read the same way) is the path's hand-off latency: wake-ups
+   and the loopback, time that takes no CPU.
 2. **Convoy**: a probe client sends ``noop`` requests one at a time (20 ms apart) while a
    second client keeps one worker busy with one model, back to back; the probe's median
    latency minus its median on an idle server is the wait that model's inference adds to a
@@ -66,8 +69,18 @@ def _self_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def _workers_ns(pids: list[int]) -> int:
+    total = 0
+    for p in pids:
+        try:
+            total += sum(_task_ns(p).values())
+        except OSError:
+            continue
+    return total
+
+
 def _cpu_run(srv: Any, model: str, size: int | None, seconds: float, inference: set[int],
-             pid: int, seed: int) -> dict[str, Any]:
+             pid: int, seed: int, workers: list[int]) -> dict[str, Any]:
     from servelab.loadgen.accounting import build_records, merge_results
     from servelab.loadgen.generator import SenderOptions
     from servelab.loadgen.payloads import Payloads, Target
@@ -78,7 +91,7 @@ def _cpu_run(srv: Any, model: str, size: int | None, seconds: float, inference: 
     schedule = Schedule.from_spec(spec)
     target = Target.parse(srv.url)
     payloads = Payloads.build(schedule, target, None, seed=spec.seed)  # before the clock
-    before = _task_ns(pid)
+    before, w0 = _task_ns(pid), _workers_ns(workers)
     started: list[float] = []  # CPU once the connections are open: sending starts
 
     def on_start(_counters: Any, _t0: float) -> None:
@@ -86,17 +99,18 @@ def _cpu_run(srv: Any, model: str, size: int | None, seconds: float, inference: 
 
     results = run_senders(schedule, payloads, target, SenderOptions(timeout=30.0),
                           on_start=on_start)
-    after, c1 = _task_ns(pid), _self_cpu()
+    after, c1, w1 = _task_ns(pid), _self_cpu(), _workers_ns(workers)
     c0 = started[0] if started else c1
     fe_ns = sum(v - before.get(t, 0) for t, v in after.items() if t not in inference)
-    inf_ns = sum(v - before.get(t, 0) for t, v in after.items() if t in inference)
+    inf_ns = sum(v - before.get(t, 0) for t, v in after.items() if t in inference) + w1 - w0
     rec = build_records(schedule, merge_results(results), 0.0, "")
     done = rec["status"] == "ok"
     ok = int(done.sum())
     return {"model": model, "size": float(rec.loc[done, "input_size"].mean()) if ok else 0.0,
             "requests": ok, "seconds": seconds, "frontend_s": fe_ns / 1e9 / max(ok, 1),
             "inference_s": inf_ns / 1e9 / max(ok, 1), "client_s": (c1 - c0) / max(ok, 1),
-            "fixed_size": size is not None}
+            "fixed_size": size is not None,
+            "latency_p50_s": float(rec.loc[done, "latency"].median()) if ok else float("nan")}
 
 
 def _busy(url: str, body: bytes, model: str, stop: threading.Event) -> None:
@@ -160,12 +174,13 @@ def measure(params: Mapping[str, Any], warmups: int, samples: int) -> dict[str, 
         pid = srv.proc.pid
         stats = srv.get("/servelab/stats")
         inference = {int(w["native_id"]) for w in stats.get("workers", []) if w.get("native_id")}
+        workers = [int(w["pid"]) for w in stats.get("workers", []) if w.get("pid")]
         for model, size in RUNS:  # warm every path once
             if model in models:
-                _cpu_run(srv, model, size, 0.5, inference, pid, seed=1)
+                _cpu_run(srv, model, size, 0.5, inference, pid, 1, workers)
         for model, size in RUNS:
             if model in models:
-                runs.append(_cpu_run(srv, model, size, seconds, inference, pid, seed=2))
+                runs.append(_cpu_run(srv, model, size, seconds, inference, pid, 2, workers))
         idle = _probe(srv.url, bodies["noop"], probe_s)
         probes = {"idle": idle}
         for m in models:

@@ -86,3 +86,22 @@ def test_live_benches_run_end_to_end_on_a_tiny_model():
     costs, client = frontend_costs([fe], gil, notes=[])
     assert costs["threads"].cpu["lstm_forecaster"](400) > 0
     assert client.cpu["lstm_forecaster"](96) >= 0
+
+
+def test_hand_off_latency_is_what_light_runs_spend_without_cpu():
+    from servelab.calibrate.live import handoff_latency
+
+    runs = [dict(_run("mobilenet_v2", 32, 0.002), inference_s=0.004, latency_p50_s=0.010),
+            dict(_run("lstm_forecaster", 96, 0.002), inference_s=0.002, latency_p50_s=0.008),
+            dict(_run("lstm_forecaster", 720, 0.004), inference_s=0.010, latency_p50_s=0.5)]
+    # 10 - 1 - 2 - 4 = 3 ms and 8 - 1 - 2 - 2 = 3 ms; the long lookback is not a light run
+    assert handoff_latency(runs) == pytest.approx(0.003)
+
+
+def test_cold_curves_are_extra_cpu_over_back_to_back_and_never_fall():
+    from servelab.calibrate.live import cold_curves
+
+    res = [{"models": {"m": {"gaps_s": [0.0, 0.001, 0.01, 0.1],
+                             "cpu_s": [0.005, 0.0049, 0.009, 0.0085]}}}]
+    assert cold_curves(res)["m"] == pytest.approx(
+        ((0.0, 0.0), (0.001, 0.0), (0.01, 0.004), (0.1, 0.004)))

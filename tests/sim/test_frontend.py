@@ -91,3 +91,11 @@ def test_little_law_holds_over_the_whole_path():
                         arrival=ArrivalSpec(kind="poisson", rate=1.2), sizes={"m": SizeDist()})
     res = simulate(cfg(concurrency="threads", workers=2), spec, profile(convoy=0.05))
     assert res.summary["little"]["rel_err"] < 0.01
+
+
+def test_hand_off_latency_is_time_without_cpu_half_each_way():
+    prof = profile()
+    prof = replace(prof, frontend={k: replace(v, latency_s=0.2) for k, v in prof.frontend.items()})
+    res = simulate(cfg(concurrency="processes", workers=1), trace(0.0), prof)
+    assert latencies(res) == [pytest.approx(1.5)]
+    assert res.records["enqueue"].iloc[0] == pytest.approx(0.25)

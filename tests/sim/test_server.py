@@ -319,3 +319,15 @@ def test_threads_stop_scaling_for_mobilenet_but_processes_scale():
     bp2, bp4 = capacity("processes", 2, "distilbert", 40), capacity("processes", 4, "distilbert", 40)
     assert bt4 / bt2 == pytest.approx(bp4 / bp2, rel=0.1)
     assert bt4 >= 1.6 * bt2
+
+
+def test_a_batch_after_an_idle_gap_pays_the_cold_extra():
+    prof = ideal(cores=1)
+    mp = replace(prof.models["m"], cold=((0.0, 0.0), (0.5, 0.25), (1.0, 0.5)))
+    prof = replace(prof, models={"m": mp})
+    # Back to back: warm.  Then a request 2 s after the worker went idle: the full extra.
+    spec = replace(burst(2), arrival=ArrivalSpec(kind="trace", times=(0.0, 0.0, 4.0)),
+                   duration=5.0)
+    res = simulate(cfg(workers=1), spec, prof)
+    # first is cold (the worker never ran): 1.5; second right after: 2.5; third: 4 + 1.5
+    assert ends(res) == [pytest.approx(1.5), pytest.approx(2.5), pytest.approx(5.5)]
