@@ -107,6 +107,7 @@ class FluidCpu:
         self._timer: Timeout | None = None
         self._batching = False
         self._stretch_cache: dict[tuple[tuple[str, int], ...], dict[str, float] | None] = {}
+        self._fluid_cache: dict[tuple[float, ...], float] = {}
         # Statistics.
         self.busy_area = 0.0  # integral of min(D, cores) dt
         self.busy = 0.0  # current effective demand D
@@ -194,7 +195,10 @@ class FluidCpu:
             # the fluid token model over the domain's shares
             if sum(j.gil > 0 for j in members) < 2:
                 continue
-            x = stretch([j.gil for j in members], 1.0, self.gil_contention)
+            key = tuple(sorted(round(j.gil, 3) for j in members))  # shares to 0.1%: cached
+            x = self._fluid_cache.get(key)
+            if x is None:
+                x = self._fluid_cache[key] = stretch(key, 1.0, self.gil_contention)
             if x > 1.0:
                 for j in members:
                     j.stretch = 1.0 - j.gil + j.gil * x
