@@ -222,11 +222,8 @@ class OpenLoopSender:
         last = float(self.schedule.times[-1]) if self.n else 0.0
         return self.t0 + last + self.opts.max_lag + self.opts.timeout + GRACE_S
 
-    def _end_run(self) -> None:
-        """The watchdog: end every request still open (see the module docstring)."""
-        if self.done is None or self.done.done():
-            return
-        log.warning("run end reached with %d requests still open; ending them", self.remaining)
+    def _halt(self) -> float:
+        """Stop sending and drop every connection and task; the time it happened."""
         self.stopped = True
         self._stop_timer.set()
         for conn in list(self._conns):
@@ -235,7 +232,14 @@ class OpenLoopSender:
             task.cancel()
         self.next = self.n
         self.waiting.clear()
-        now = clock()
+        return clock()
+
+    def _end_run(self) -> None:
+        """The watchdog: end every request still open (see the module docstring)."""
+        if self.done is None or self.done.done():
+            return
+        log.warning("run end reached with %d requests still open; ending them", self.remaining)
+        now = self._halt()
         for i in np.flatnonzero(self.status == PENDING).tolist():
             if self.sent[i]:
                 self._finish(i, TIMEOUT, now, "no response by the end of the run")
@@ -249,15 +253,7 @@ class OpenLoopSender:
         if self.stopped or self.loop is None:
             return
         log.warning("aborting: %s", reason)
-        self.stopped = True
-        self._stop_timer.set()
-        for conn in list(self._conns):
-            conn.abort()
-        for task in list(self._tasks):
-            task.cancel()
-        self.next = self.n
-        self.waiting.clear()
-        now = clock()
+        now = self._halt()
         for i in np.flatnonzero(self.status == PENDING).tolist():
             if math.isnan(self.send_t[i]):
                 self._finish(i, NOT_SENT, math.nan, reason)
