@@ -170,7 +170,7 @@ def build_profile(
         models[name] = mp
         gil[name] = mp.gil_share
         summary[name] = info
-    gil_cost, shares = gil_from_corun(b.get("corun", []), cores, notes)
+    gil_cost, shares = gil_from_corun(b.get("corun", []), cores)
     for name, g in shares.items():
         if name in models:
             models[name] = replace(models[name], gil_share=float(g))

@@ -17,8 +17,7 @@ from servelab.core.profile import ClientCost, CostCurve, FrontEndCost, GilCost, 
 Result = Mapping[str, Any]
 
 
-def gil_from_corun(results: Sequence[Result], cores: int, notes: list[str]) -> tuple[
-        GilCost, dict[str, float]]:
+def gil_from_corun(results: Sequence[Result], cores: int) -> tuple[GilCost, dict[str, float]]:
     """The measured pair table, plus the fluid model's shares fitted to the model pairs."""
     pairs: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     obs = []
@@ -152,7 +151,7 @@ def frontend_costs(results: Sequence[Result], gil: GilCost, notes: list[str],
                 explained = probe_cpu * (1.0 / rate - 1.0) if rate else 0.0
                 convoy[m] = max(float(delta) - explained, 0.0)
         out[setup] = FrontEndCost(
-            cpu=cpu, convoy=convoy, gil=True, serial=setup.startswith("async"),
+            cpu=cpu, convoy=convoy, serial=setup.startswith("async"),
             latency_s=handoff_latency(r["runs"]),
             service_scale=service_scales(r["runs"], models or {}),
             fit={"probe_idle_s": r["probe_idle_s"], "probe_delta_s": r["probe_delta_s"],
@@ -162,7 +161,7 @@ def frontend_costs(results: Sequence[Result], gil: GilCost, notes: list[str],
     if "async-thread" in out and "async-inline" not in out:
         fe = out["async-thread"]
         out["async-inline"] = FrontEndCost(
-            cpu=fe.cpu, convoy={}, gil=True, serial=True, in_share=fe.in_share,
+            cpu=fe.cpu, convoy={}, serial=True, in_share=fe.in_share,
             latency_s=fe.latency_s, service_scale=fe.service_scale,
             fit={"method": "async-thread's front end (the same uvicorn/FastAPI path); no "
                            "convoy: inference runs on the loop's own thread"},

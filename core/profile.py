@@ -474,7 +474,7 @@ class FrontEndCost:
     ``cpu[model]``: CPU seconds per request spent in the server outside inference — HTTP
     parsing, OIP decode and encode, the hand-off to the worker (IPC included for process
     pools) — as a function of the request's input size; it runs in the front end's
-    interpreter (``gil``: the same one as inference, or its own) with ``in_share`` of it
+    interpreter (the simulator derives which from the configuration) with ``in_share`` of it
     before the request reaches the queue and the rest after it completes.  ``serial``: one
     front-end pass at a time (an asyncio event loop).  ``convoy[model]``: the extra seconds a
     request spends in the front end while one inference of ``model`` runs in the same
@@ -488,7 +488,6 @@ class FrontEndCost:
 
     cpu: Mapping[str, CostCurve] = field(default_factory=dict)
     convoy: Mapping[str, float] = field(default_factory=dict)
-    gil: bool = True
     serial: bool = False
     in_share: float = 0.7
     latency_s: float = 0.0
@@ -512,7 +511,7 @@ class FrontEndCost:
 
     def to_dict(self) -> dict[str, Any]:
         return {"cpu": {m: c.to_dict() for m, c in self.cpu.items()},
-                "convoy": dict(self.convoy), "gil": self.gil, "serial": self.serial,
+                "convoy": dict(self.convoy), "serial": self.serial,
                 "in_share": self.in_share, "latency_s": self.latency_s,
                 "service_scale": dict(self.service_scale), "fit": dict(self.fit)}
 

@@ -97,7 +97,6 @@ class FluidCpu:
         self.pairs: dict[tuple[str, str], float] = {
             k: max(float(v), 1e-3) for k, v in (pairs or {}).items()
         }
-        self._pair_kinds = {k for ab in self.pairs for k in ab}
         self.inference_serial = inference_serial
         self._jobs: list[_Job] = []
         self._serial_busy: dict[Hashable, _Job] = {}

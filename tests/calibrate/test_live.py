@@ -27,7 +27,7 @@ def test_corun_pairs_become_the_table_in_both_directions():
         {"a": "m", "b": "frontend", "rate_a": 0.2, "rate_b": 0.9},
         {"a": "frontend", "b": "frontend", "rate_a": 0.4, "rate_b": 0.4},
     ]}]
-    gil, shares = gil_from_corun(results, cores=2, notes=[])
+    gil, shares = gil_from_corun(results, cores=2)
     assert gil.pairs["m"]["m"] == pytest.approx(0.55)
     assert gil.pairs["m"]["frontend"] == 0.2 and gil.pairs["frontend"]["m"] == 0.9
     assert set(shares) == {"m"}  # the fluid fit sees only model pairs
@@ -82,7 +82,7 @@ def test_live_benches_run_end_to_end_on_a_tiny_model():
     assert fe["inference_threads"] == 2
     assert {r["size"] for r in fe["runs"]} == {96.0, 720.0}
     assert all(r["requests"] > 0 and 0 < r["frontend_s"] < 0.05 for r in fe["runs"])
-    gil, _ = gil_from_corun([corun], cores=2, notes=[])
+    gil, _ = gil_from_corun([corun], cores=2)
     costs, client = frontend_costs([fe], gil, notes=[])
     assert costs["threads"].cpu["lstm_forecaster"](400) > 0
     assert client.cpu["lstm_forecaster"](96) >= 0
