@@ -26,515 +26,68 @@ A profile is plain data — frozen dataclasses with a JSON form — describing o
 Every profile carries ``schema_version``; :meth:`Profile.from_dict` refuses any other version
 with a message saying what to do.  :func:`default_profile` builds a profile from the figures in
 the design document (labelled as such: it is not a calibration of this machine).
-No torch here: core/ is imported by the simulator, which must not need it.
+The sections themselves live in :mod:`servelab.core.profile_parts` (re-exported here); this
+module assembles them, reads and writes the JSON, and holds the built-in profiles.  No torch
+here: core/ is imported by the simulator, which must not need it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from servelab.core.profile_parts import (
+    CONCURRENCY_STACKS,
+    DISTRIBUTIONS,
+    SETUPS,
+    ClientCost,
+    CostCurve,
+    EventLoopCost,
+    FrontEndCost,
+    GilCost,
+    HttpCost,
+    Interference,
+    IpcCost,
+    MachineInfo,
+    MemoryCost,
+    ModelProfile,
+    ProfileError,
+    _check_keys,
+    setup_name,
+)
 
 SCHEMA_VERSION = 2
 """Bump on any incompatible change to the JSON form.  2: the live front end, the load
 generator's CPU and measured GIL co-run rates (a version-1 profile is refused: re-calibrate)."""
 
-DISTRIBUTIONS = ("deterministic", "exponential", "gamma", "lognormal")
-"""Shapes of the multiplicative service-time noise (mean 1, coefficient of variation ``cv``)."""
 
-CONCURRENCY_STACKS = ("threads", "processes", "async")
-
-
-class ProfileError(ValueError):
-    """A profile that cannot be read: wrong schema version, unknown field, bad value."""
-
-
-def _check_keys(where: str, data: Mapping[str, Any], cls: type) -> None:
-    allowed = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise ProfileError(f"{where}: unknown field(s) {unknown}; valid: {sorted(allowed)}")
-
-
-def _nonneg(where: str, **values: float) -> None:
-    for name, v in values.items():
-        if not (v >= 0 and math.isfinite(v)):
-            raise ProfileError(f"{where}: {name} must be a finite number >= 0, got {v}")
-
-
-# -- machine -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MachineInfo:
-    """Where a profile was measured.  Unknown keys (calibration may record more) go to
-    ``extra`` so that metadata is never lost on a round trip."""
-
-    cpu_model: str = "unknown"
-    cores: int = 1
-    memory_bytes: int = 0
-    kernel: str = ""
-    python: str = ""
-    torch: str | None = None
-    thread_settings: Mapping[str, Any] = field(default_factory=dict)
-    date: str = ""
-    hostname: str = ""
-    source: str = ""
-    extra: Mapping[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.cores < 1:
-            raise ProfileError(f"machine: cores must be >= 1, got {self.cores}")
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> MachineInfo:
-        known = {f.name for f in fields(cls)}
-        d = {k: v for k, v in data.items() if k in known}
-        extra = dict(d.pop("extra", {}) or {})
-        extra.update({k: v for k, v in data.items() if k not in known})
-        return cls(**d, extra=extra)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = {f.name: getattr(self, f.name) for f in fields(self)}
-        d["thread_settings"] = dict(self.thread_settings)
-        d["extra"] = dict(self.extra)
-        return d
-
-
-# -- service-time model ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CostCurve:
-    """Seconds of CPU work as a function of input size.
-
-    Without ``points`` the curve is ``fixed_s + per_unit_s * size``.  With ``points`` —
-    measured ``(size, seconds)`` pairs, the natural output of a calibration — it is
-    piecewise-linear through them: between ``(0, fixed_s)`` and the first point below it, and
-    extrapolated with the last segment's slope above the last point.
-    """
-
-    fixed_s: float = 0.0
-    per_unit_s: float = 0.0
-    points: tuple[tuple[float, float], ...] = ()
-
-    def __post_init__(self) -> None:
-        _nonneg("cost curve", fixed_s=self.fixed_s, per_unit_s=self.per_unit_s)
-        sizes = [p[0] for p in self.points]
-        if any(s <= 0 for s in sizes) or sizes != sorted(set(sizes)):
-            raise ProfileError("cost curve: point sizes must be positive and strictly increasing")
-        if any(not (p[1] >= 0) for p in self.points):
-            raise ProfileError("cost curve: point seconds must be >= 0")
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> CostCurve:
-        _check_keys("cost curve", data, cls)
-        d = dict(data)
-        if "points" in d:
-            d["points"] = tuple((float(s), float(t)) for s, t in d["points"])
-        return cls(**d)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "fixed_s": self.fixed_s,
-            "per_unit_s": self.per_unit_s,
-            "points": [list(p) for p in self.points],
-        }
-
-    def evaluate(self, sizes: np.ndarray | Sequence[float] | float) -> np.ndarray:
-        """Seconds at each size (vectorized); never negative."""
-        x = np.asarray(sizes, dtype=float)
-        if not self.points:
-            return np.maximum(self.fixed_s + self.per_unit_s * x, 0.0)
-        xs = np.array([0.0] + [p[0] for p in self.points])
-        ys = np.array([self.fixed_s] + [p[1] for p in self.points])
-        out = np.interp(x, xs, ys)
-        slope = (ys[-1] - ys[-2]) / (xs[-1] - xs[-2])
-        above = x > xs[-1]
-        out = np.where(above, ys[-1] + slope * (x - xs[-1]), out)
-        return np.maximum(out, 0.0)
-
-    def __call__(self, size: float) -> float:
-        return float(self.evaluate(size))
-
-
-@dataclass(frozen=True)
-class ModelProfile:
-    """The service-time model of one model.
-
-    A batch of ``b`` requests with input sizes ``s_1..s_b`` costs
-    ``sum(preprocess(s_i)) + forward(max s_i) / intra_op_speedup[t-1] * b**batch_exponent
-    + sum(postprocess(s_i))`` seconds of CPU, times the mean of the members' noise factors
-    (each drawn once per request from ``dist`` with mean 1 and coefficient of variation ``cv``;
-    ``exponential`` ignores ``cv``).  The forward pass is ``stages`` equal pieces; execution
-    may pause between pieces (MLFQ preemption).  ``gil_share`` is the fraction of the CPU work
-    during which the GIL is held.  Payload bytes (request in, response out) drive the IPC and
-    HTTP per-byte costs; ``memory_mb`` is one loaded copy (weights + activations).
-    ``cold``: ``(idle gap seconds, extra CPU seconds)`` points — what a batch costs beyond the
-    back-to-back figures when its worker sat idle that long before it (caches gone cold, the
-    core asleep); piecewise-linear, flat beyond the last point.
-    """
-
-    preprocess: CostCurve = field(default_factory=CostCurve)
-    forward: CostCurve = field(default_factory=CostCurve)
-    postprocess: CostCurve = field(default_factory=CostCurve)
-    stages: int = 1
-    batch_exponent: float = 1.0
-    intra_op_speedup: tuple[float, ...] = (1.0,)
-    dist: str = "lognormal"
-    cv: float = 0.0
-    gil_share: float = 0.0
-    input_bytes_fixed: float = 0.0
-    input_bytes_per_unit: float = 0.0
-    output_bytes: float = 0.0
-    memory_mb: float = 0.0
-    cold: tuple[tuple[float, float], ...] = ()
-
-    def __post_init__(self) -> None:
-        if any(g < 0 or not (x >= 0) for g, x in self.cold):
-            raise ProfileError("model: cold points need gaps and extra seconds >= 0")
-        if self.stages < 1:
-            raise ProfileError(f"model: stages must be >= 1, got {self.stages}")
-        if self.dist not in DISTRIBUTIONS:
-            raise ProfileError(
-                f"model: unknown dist {self.dist!r}; valid: {', '.join(DISTRIBUTIONS)}"
-            )
-        if not 0 <= self.gil_share <= 1:
-            raise ProfileError(f"model: gil_share must be in [0, 1], got {self.gil_share}")
-        if not self.intra_op_speedup or any(s <= 0 for s in self.intra_op_speedup):
-            raise ProfileError("model: intra_op_speedup needs positive factors (1 thread first)")
-        _nonneg(
-            "model", batch_exponent=self.batch_exponent, cv=self.cv,
-            input_bytes_fixed=self.input_bytes_fixed,
-            input_bytes_per_unit=self.input_bytes_per_unit, output_bytes=self.output_bytes,
-            memory_mb=self.memory_mb,
-        )
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ModelProfile:
-        _check_keys("model", data, cls)
-        d = dict(data)
-        for k in ("preprocess", "forward", "postprocess"):
-            if k in d:
-                d[k] = CostCurve.from_dict(d[k])
-        if "intra_op_speedup" in d:
-            d["intra_op_speedup"] = tuple(float(x) for x in d["intra_op_speedup"])
-        if "cold" in d:
-            d["cold"] = tuple((float(g), float(x)) for g, x in d["cold"])
-        return cls(**d)
-
-    def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
-        for k in ("preprocess", "forward", "postprocess"):
-            d[k] = getattr(self, k).to_dict()
-        d["intra_op_speedup"] = list(self.intra_op_speedup)
-        d["cold"] = [list(p) for p in self.cold]
-        return d
-
-    def cold_extra(self, gap: float) -> float:
-        """Extra CPU seconds of a batch started ``gap`` seconds after its worker's last one."""
-        pts = self.cold
-        if not pts:
-            return 0.0
-        if gap >= pts[-1][0]:
-            return pts[-1][1]
-        return float(np.interp(gap, [g for g, _ in pts], [x for _, x in pts]))
-
-    def speedup(self, threads: int) -> float:
-        """Forward-pass speedup at ``threads`` intra-op threads (the last factor beyond the table)."""
-        return self.intra_op_speedup[min(max(threads, 1), len(self.intra_op_speedup)) - 1]
-
-    def mean_service(self, size: float, threads: int = 1) -> float:
-        """Expected seconds for one request alone at batch 1."""
-        return (
-            self.preprocess(size) + self.forward(size) / self.speedup(threads)
-            + self.postprocess(size)
-        )
-
-    def input_bytes(self, size: float) -> float:
-        return self.input_bytes_fixed + self.input_bytes_per_unit * size
-
-
-# -- shared costs ------------------------------------------------------------------------------
-
-
-def _curve(where: str, values: Sequence[float]) -> tuple[float, ...]:
-    out = tuple(float(v) for v in values)
-    if not out or any(not (v > 0) for v in out):
-        raise ProfileError(f"{where}: needs positive slowdown factors (k = 1 first)")
-    return out
-
-
-@dataclass(frozen=True)
-class Interference:
-    """Slowdown of each active compute thread when ``k`` run at once (``k = 1, 2, ...``):
-    memory bandwidth, caches, frequency (GIL contention is :class:`GilCost`'s).  Interpolated linearly; the last factor holds beyond the table.
-    ``k`` counts busy compute threads, so it may exceed the cores (then the cores are also
-    time-shared, which the simulator models separately)."""
-
-    threads: tuple[float, ...] = (1.0,)
-    processes: tuple[float, ...] = (1.0,)
-
-    def __post_init__(self) -> None:
-        _curve("interference.threads", self.threads)
-        _curve("interference.processes", self.processes)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Interference:
-        _check_keys("interference", data, cls)
-        return cls(**{k: _curve(f"interference.{k}", v) for k, v in data.items()})
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"threads": list(self.threads), "processes": list(self.processes)}
-
-    def table(self, kind: str) -> tuple[float, ...]:
-        if kind not in ("threads", "processes"):
-            raise ValueError(f"unknown interference kind {kind!r}; valid: threads, processes")
-        return self.threads if kind == "threads" else self.processes
-
-    def slowdown(self, kind: str, k: float) -> float:
-        """The slowdown factor at ``k`` (possibly fractional) active threads; 1 for k <= 1."""
-        table = self.table(kind)
-        if k <= 1:
-            return table[0]
-        if k >= len(table):
-            return table[-1]
-        i = int(k)
-        return table[i - 1] + (table[i] - table[i - 1]) * (k - i)
-
-
-@dataclass(frozen=True)
-class IpcCost:
-    """Handing one request to a worker process and its response back (pickle + pipe)."""
-
-    fixed_s: float = 0.0
-    per_byte_s: float = 0.0
-
-    def __post_init__(self) -> None:
-        _nonneg("ipc", fixed_s=self.fixed_s, per_byte_s=self.per_byte_s)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> IpcCost:
-        _check_keys("ipc", data, cls)
-        return cls(**data)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"fixed_s": self.fixed_s, "per_byte_s": self.per_byte_s}
-
-    def cost(self, nbytes: float) -> float:
-        return self.fixed_s + self.per_byte_s * nbytes
-
-
-@dataclass(frozen=True)
-class HttpCost:
-    """One HTTP request through a server stack: parse, decode, encode, respond.
-    ``gil_share`` of it holds the GIL (pure-Python stacks: nearly all of it)."""
-
-    fixed_s: float = 0.0
-    per_byte_s: float = 0.0
-    gil_share: float = 1.0
-
-    def __post_init__(self) -> None:
-        _nonneg("http", fixed_s=self.fixed_s, per_byte_s=self.per_byte_s)
-        if not 0 <= self.gil_share <= 1:
-            raise ProfileError(f"http: gil_share must be in [0, 1], got {self.gil_share}")
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> HttpCost:
-        _check_keys("http", data, cls)
-        return cls(**data)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    def cost(self, nbytes: float) -> float:
-        return self.fixed_s + self.per_byte_s * nbytes
-
-
-@dataclass(frozen=True)
-class EventLoopCost:
-    """asyncio costs: loop work per request (task, futures, callbacks), the hand-off of an
-    inference call to an executor thread and back, and the extra stall per inline inference
-    (the loop blocked: timers and other tasks run late).  All GIL-held."""
-
-    per_request_s: float = 0.0
-    thread_handoff_s: float = 0.0
-    inline_block_s: float = 0.0
-
-    def __post_init__(self) -> None:
-        _nonneg(
-            "event_loop", per_request_s=self.per_request_s,
-            thread_handoff_s=self.thread_handoff_s, inline_block_s=self.inline_block_s,
-        )
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> EventLoopCost:
-        _check_keys("event_loop", data, cls)
-        return cls(**data)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-@dataclass(frozen=True)
-class MemoryCost:
-    """Resident memory: the server process, each extra worker process (interpreter + torch),
-    each worker thread (stacks, allocator arenas).  Loaded models add ``ModelProfile.memory_mb``
-    per copy (one copy per process)."""
-
-    server_base_mb: float = 0.0
-    process_base_mb: float = 0.0
-    thread_mb: float = 0.0
-
-    def __post_init__(self) -> None:
-        _nonneg(
-            "memory", server_base_mb=self.server_base_mb,
-            process_base_mb=self.process_base_mb, thread_mb=self.thread_mb,
-        )
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> MemoryCost:
-        _check_keys("memory", data, cls)
-        return cls(**data)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-@dataclass(frozen=True)
-class GilCost:
-    """The GIL under contention (:mod:`servelab.core.gil`).
-
-    ``pairs[a][b]`` is the measured progress rate of a kind-``a`` thread (a model, or
-    ``frontend``: the server's own request handling) running beside a kind-``b`` thread of the
-    same interpreter on otherwise idle cores (1.0 = as fast as alone) — the co-run benchmark.
-    Where pairs are missing the fluid token model applies: each model's ``gil_share`` and
-    ``contention_overhead``, the fraction of the token's capacity each extra contender wastes
-    (hand-offs, convoys), so a GIL-bound model can get *slower* beyond the thread count that
-    saturates the token.  ``fit`` keeps how well the fluid model explains the pairs.
-    """
-
-    contention_overhead: float = 0.0
-    pairs: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
-    fit: Mapping[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        _nonneg("gil", contention_overhead=self.contention_overhead)
-        for a, row in self.pairs.items():
-            for b, r in row.items():
-                if not (0 < r <= 4 and math.isfinite(r)):
-                    raise ProfileError(f"gil.pairs[{a}][{b}]: a rate in (0, 4], got {r}")
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> GilCost:
-        _check_keys("gil", data, cls)
-        d = dict(data)
-        d["pairs"] = {str(a): {str(b): float(r) for b, r in row.items()}
-                      for a, row in d.get("pairs", {}).items()}
-        return cls(**d)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"contention_overhead": self.contention_overhead,
-                "pairs": {a: dict(row) for a, row in self.pairs.items()}, "fit": dict(self.fit)}
-
-    def capacity(self, contenders: int) -> float:
-        """Useful fraction of the token's time with ``contenders`` threads wanting it."""
-        return 1.0 / (1.0 + self.contention_overhead * max(contenders - 1, 0))
-
-    def pair_table(self) -> dict[tuple[str, str], float]:
-        """``pairs`` keyed by ``(a, b)`` (what the simulator's CPU model reads)."""
-        return {(a, b): r for a, row in self.pairs.items() for b, r in row.items()}
-
-
-# -- the live front end and the load generator -----------------------------------------------------
-
-SETUPS = ("threads", "processes", "async-inline", "async-thread", "async-process")
-"""Server setups with their own front end: concurrency, and for async where inference runs."""
-
-
-def setup_name(concurrency: str, offload: str = "thread") -> str:
-    """The setup a configuration runs: ``threads``, ``processes`` or ``async-<offload>``."""
-    return f"async-{offload}" if concurrency == "async" else concurrency
-
-
-def _curves(where: str, data: Mapping[str, Any]) -> dict[str, CostCurve]:
-    return {str(m): CostCurve.from_dict(c) for m, c in data.items()}
-
-
-@dataclass(frozen=True)
-class FrontEndCost:
-    """A server's own request handling, measured live (``calibrate``'s front-end stage).
-
-    ``cpu[model]``: CPU seconds per request spent in the server outside inference — HTTP
-    parsing, OIP decode and encode, the hand-off to the worker (IPC included for process
-    pools) — as a function of the request's input size; it runs in the front end's
-    interpreter (the simulator derives which from the configuration) with ``in_share`` of it
-    before the request reaches the queue and the rest after it completes.  ``serial``: one
-    front-end pass at a time (an asyncio event loop).  ``convoy[model]``: the extra seconds a
-    request spends in the front end while one inference of ``model`` runs in the same
-    interpreter, beyond what the CPU model explains (GIL hand-offs to a thread that re-acquires
-    after every socket call wait for the holder's switch interval).  ``latency_s``: the
-    path's time that takes no CPU — thread wake-ups, the loopback — per request, half on the
-    way in and half on the way out.  ``service_scale[model]``: the CPU one inference costs in
-    this server (the worker's own path and caches colder than in a back-to-back benchmark)
-    over the model's benchmarked service time.  ``fit`` keeps the measurement's details.
-    """
-
-    cpu: Mapping[str, CostCurve] = field(default_factory=dict)
-    convoy: Mapping[str, float] = field(default_factory=dict)
-    serial: bool = False
-    in_share: float = 0.7
-    latency_s: float = 0.0
-    service_scale: Mapping[str, float] = field(default_factory=dict)
-    fit: Mapping[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        _nonneg("frontend", in_share=self.in_share, latency_s=self.latency_s, **{f"convoy[{m}]": v
-                                                       for m, v in self.convoy.items()})
-        if self.in_share > 1:
-            raise ProfileError("frontend: in_share must be in [0, 1]")
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> FrontEndCost:
-        _check_keys("frontend", data, cls)
-        d = dict(data)
-        d["cpu"] = _curves("frontend.cpu", d.get("cpu", {}))
-        d["convoy"] = {str(m): float(v) for m, v in d.get("convoy", {}).items()}
-        d["service_scale"] = {str(m): float(v) for m, v in d.get("service_scale", {}).items()}
-        return cls(**d)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"cpu": {m: c.to_dict() for m, c in self.cpu.items()},
-                "convoy": dict(self.convoy), "serial": self.serial,
-                "in_share": self.in_share, "latency_s": self.latency_s,
-                "service_scale": dict(self.service_scale), "fit": dict(self.fit)}
-
-
-@dataclass(frozen=True)
-class ClientCost:
-    """The load generator's own CPU per request (``cpu[model]`` vs input size), measured
-    while it drove the live servers.  ``colocated``: it shares the cores with the server (as
-    on the machine the profile was measured on; the simulator then charges it, half at the
-    send and half at the receive) — set False to ask what the server would do on its own."""
-
-    cpu: Mapping[str, CostCurve] = field(default_factory=dict)
-    colocated: bool = True
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ClientCost:
-        _check_keys("client", data, cls)
-        d = dict(data)
-        d["cpu"] = _curves("client.cpu", d.get("cpu", {}))
-        return cls(**d)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"cpu": {m: c.to_dict() for m, c in self.cpu.items()}, "colocated": self.colocated}
+__all__ = [
+    "CONCURRENCY_STACKS",
+    "ClientCost",
+    "CostCurve",
+    "DISTRIBUTIONS",
+    "EventLoopCost",
+    "FrontEndCost",
+    "GilCost",
+    "HttpCost",
+    "Interference",
+    "IpcCost",
+    "MachineInfo",
+    "MemoryCost",
+    "ModelProfile",
+    "Profile",
+    "ProfileError",
+    "SCHEMA_VERSION",
+    "SETUPS",
+    "default_profile",
+    "load_profile",
+    "queueing_profile",
+    "setup_name",
+]
 
 
 # -- the profile ---------------------------------------------------------------------------------
