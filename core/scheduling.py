@@ -206,6 +206,17 @@ class Scheduler(Generic[B]):
         wait to fill."""
         self.accepting = False
 
+    def set_policy(self, policy: QueuePolicy, now: float) -> None:
+        """Order the queue by ``policy`` from now on: every queued entry (fresh requests and
+        preempted batches alike) moves into it in arrival order, so ties keep first-come
+        first-served.  Running batches are untouched; a preemptive policy takes effect at their
+        next stage boundary, a non-preemptive one lets them run to completion."""
+        moved = self.policy.remove_if(lambda r: True)
+        moved.sort(key=lambda r: (r.enqueue, r.id))
+        for r in moved:
+            policy.push(r, now)
+        self.policy = policy
+
     # -- dispatch --------------------------------------------------------------------------
     def take(self, now: float, worker: int = -1) -> B | float | None:
         """The next batch, now bound to ``worker``; or the time to ask again (a batch is

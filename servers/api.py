@@ -197,6 +197,27 @@ class OipApi:
             **self.info(),
         })
 
+    def configure(self, body: bytes) -> Reply:
+        """``POST /servelab/config``: change the configuration in place — today only
+        ``{"scheduler": NAME}`` (queued requests move into the new policy); anything else needs
+        a new server (400 naming the field)."""
+        try:
+            change = json.loads(body or b"{}")
+        except ValueError as exc:
+            return error_reply(400, f"malformed JSON: {exc}")
+        if not isinstance(change, dict):
+            return error_reply(400, "expected a JSON object such as {\"scheduler\": \"sjf\"}")
+        other = sorted(set(change) - {"scheduler"})
+        if other:
+            return error_reply(400, f"only 'scheduler' changes in place; {other} need a new server")
+        if "scheduler" in change:
+            try:
+                self.engine.set_scheduler(str(change["scheduler"]))
+            except ValueError as exc:
+                return error_reply(400, f"scheduler: {exc}")
+        e = self.engine
+        return _json_reply({"config": e.config.to_dict(), "config_id": e.config_id})
+
     def trace(self) -> Reply:
         recs = self.engine.trace()
         return Reply(200, json.dumps(recs, default=_json_default).encode(), dict(JSON))

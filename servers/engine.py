@@ -42,11 +42,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from servelab.core.config import ServerConfig
-from servelab.core.policies import QueuePolicy
+from servelab.core.policies import QueuePolicy, make_policy
 from servelab.core.predictor import MeanPredictor, RuntimePredictor
 from servelab.core.requests import Request
 from servelab.core.scheduling import Batch, Scheduler
@@ -477,6 +477,20 @@ class Engine:
                     nd = self.core.next_deadline()
                     self._reap.wait(None if nd is None else nd - now + 1e-4)
             self._fire(fired)
+
+    # -- reconfiguration ---------------------------------------------------------------------
+    def set_scheduler(self, name: str) -> None:
+        """Switch the queue policy at run time (the gateway's in-place change): queued requests
+        move into the new policy in arrival order, nothing is dropped or restarted.  The
+        configuration (and the ``config_id`` later records carry) follows."""
+        policy = make_policy(name, predictor=self.predictor)
+        with self._lock:
+            self.core.set_policy(policy, self.now())
+            self.policy = policy
+            self.config = replace(self.config, scheduler=name)
+            self.config_id = self.config.config_id
+            self._work.notify_all()
+        log.info("scheduler set to %s (%s)", name, self.config_id)
 
     # -- shutdown ----------------------------------------------------------------------------
     def stop_intake(self) -> None:

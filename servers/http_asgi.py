@@ -140,6 +140,10 @@ def make_fastapi_app(api: OipApi) -> FastAPI:
     async def trace() -> Response:
         return send(api.trace())
 
+    @app.post("/servelab/config")
+    async def configure(request: Request) -> Response:
+        return send(api.configure(await request.body()))
+
     @app.exception_handler(404)
     async def not_found(request: Request, exc: Any) -> Response:
         return send(error_reply(404, f"no such endpoint: {request.method} {request.url.path}"))

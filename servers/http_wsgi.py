@@ -116,6 +116,10 @@ def make_flask_app(api: OipApi) -> Flask:
     def trace() -> Response:
         return send(api.trace())
 
+    @app.post("/servelab/config")
+    def configure() -> Response:
+        return send(api.configure(request.get_data()))
+
     @app.errorhandler(404)
     def not_found(exc: Any) -> Response:
         return send(error_reply(404, f"no such endpoint: {request.method} {request.path}"))
