@@ -11,17 +11,31 @@ arms within a window and makes the confidence bounds meaningful.
 
 A policy's whole state is JSON-able (``to_dict`` / ``from_dict``): a policy file trained in
 simulation is the live gateway's prior.  Never pickle.
+
+Beyond the first cut of this interface (``select`` / ``update`` / ``params`` / ``state`` /
+``load_state`` / ``to_dict``, unchanged), every policy also has:
+
+* ``values()`` — each arm's current estimate of its mean reward (NaN where unknown), what the
+  policy would exploit; the switch-aware wrapper weighs gains with it, the gateway shows it;
+* ``reset(arms=None)`` — forget everything (or only ``arms``), for change-detecting restarts;
+* ``last_reason`` — a one-line why for the last selection (the live gateway shows it);
+* ``to_dict()`` also stores the random generator's state under ``"rng"``, so
+  ``from_dict(to_dict())`` continues with exactly the same choices; ``create(n_arms, seed,
+  **params)`` is the constructor the registry calls (wrappers override it to build their inner
+  policy from a name or a dict).
 """
 
 from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
+
+P = TypeVar("P", bound="BanditPolicy")
 
 
 @dataclass(frozen=True)
@@ -85,6 +99,7 @@ class BanditPolicy(ABC):
         self.n_arms = int(n_arms)
         self.seed = seed
         self.rng = np.random.default_rng(seed)
+        self.last_reason = ""
 
     @abstractmethod
     def select(self, context: Context | None = None) -> int:
@@ -106,6 +121,59 @@ class BanditPolicy(ABC):
     def load_state(self, state: Mapping[str, Any]) -> None:
         """Restore what :meth:`state` returned (a prior trained elsewhere)."""
 
+    def values(self) -> np.ndarray:
+        """Each arm's estimated mean reward, NaN where the policy has no estimate."""
+        return np.full(self.n_arms, np.nan)
+
+    def reset(self, arms: Iterable[int] | None = None) -> None:
+        """Forget what was learned about ``arms`` (all arms when None)."""
+        raise NotImplementedError(f"{self.name} cannot reset")
+
     def to_dict(self) -> dict[str, Any]:
         return {"policy": self.name, "n_arms": self.n_arms, "seed": self.seed,
-                "params": self.params(), "state": self.state()}
+                "params": self.params(), "state": self.state(),
+                "rng": self.rng.bit_generator.state}
+
+    @classmethod
+    def create(cls: type[P], n_arms: int, seed: int | None = 0, **params: Any) -> P:
+        """A fresh policy from its JSON-able parameters (what :meth:`params` returns)."""
+        return cls(n_arms, seed, **params)
+
+    @classmethod
+    def from_dict(cls: type[P], d: Mapping[str, Any]) -> P:
+        """The policy :meth:`to_dict` described, continuing exactly where it was."""
+        policy = cls.create(int(d["n_arms"]), d.get("seed"), **d.get("params", {}))
+        policy.restore(d)
+        return policy
+
+    def restore(self, d: Mapping[str, Any]) -> None:
+        """Load a :meth:`to_dict` of this same policy (state and random generator) into self."""
+        if d.get("policy") != self.name or int(d["n_arms"]) != self.n_arms:
+            raise ValueError(f"a {d.get('policy')} policy with {d.get('n_arms')} arms cannot be "
+                             f"loaded into {self.name} with {self.n_arms} arms")
+        self.load_state(d["state"])
+        if "rng" in d:
+            self.rng.bit_generator.state = d["rng"]
+
+
+def argmax(values: np.ndarray, rng: np.random.Generator) -> int:
+    """The index of the largest value (``values`` has no NaN), ties broken by ``rng``."""
+    ties = np.flatnonzero(values == values[values.argmax()])
+    if len(ties) == 1:
+        return int(ties[0])
+    return int(ties[rng.integers(len(ties))])
+
+
+def pick(candidates: np.ndarray, rng: np.random.Generator) -> int:
+    """One of the ``candidates`` indices, uniformly by ``rng``."""
+    return int(candidates[rng.integers(len(candidates))]) if len(candidates) > 1 else int(candidates[0])
+
+
+def arm_indices(n_arms: int, arms: Iterable[int] | None) -> np.ndarray:
+    """``arms`` as an index array, every arm when None (what :meth:`BanditPolicy.reset` takes)."""
+    if arms is None:
+        return np.arange(n_arms)
+    idx = np.fromiter(arms, dtype=np.int64)
+    if len(idx) and (idx.min() < 0 or idx.max() >= n_arms):
+        raise ValueError(f"arms {idx.tolist()} out of range for {n_arms} arms")
+    return idx
