@@ -171,7 +171,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from servelab.analysis.results import new_run_dir, write_json, write_parquet
+    from servelab.results import new_run_dir, write_json, write_parquet
 
     profile = load_profile(args.profile)
     out = args.out or new_run_dir("crosscheck")

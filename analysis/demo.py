@@ -82,9 +82,9 @@ def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from servelab import cli
-    from servelab.analysis.results import new_run_dir, write_json
     from servelab.calibrate.commands import calibrate, default_out, show
     from servelab.core.profile import Profile
+    from servelab.results import new_run_dir, write_json
 
     out = args.out or new_run_dir("demo")
     out.mkdir(parents=True, exist_ok=True)

@@ -26,12 +26,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingRegressor
 
-from servelab.core.learned import CATEGORICAL, FEATURES, Context, LearnedPredictor, encode
+from servelab.core.learned import (
+    CATEGORICAL,
+    FEATURES,
+    LearnedPredictor,
+    encode,
+    load,
+    save,
+)
 from servelab.core.requests import Request
 
 DEFAULTS: dict[str, Any] = {
@@ -185,22 +191,6 @@ def synthetic_traces(n: int, seed: int = 0, noise: float = 0.03) -> pd.DataFrame
         "queue_len": rng.integers(0, 50, n), "concurrency": "threads", "workers": 2,
         "intra_op_threads": 1, "hour": rng.integers(0, 24, n), "service_time": st,
     })
-
-
-def save(predictor: LearnedPredictor, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    joblib.dump({"regressor": predictor.regressor, "models": predictor.models,
-                 "metadata": predictor.metadata, "sizes": predictor.sizes}, path)
-
-
-def load(path: Path, context: Context | None = None) -> LearnedPredictor:
-    """Load a predictor this tool saved (a local file you trust: joblib unpickles it)."""
-    if not Path(path).exists():
-        raise FileNotFoundError(f"predictor file not found: {path}")
-    obj = joblib.load(path)
-    return LearnedPredictor(
-        obj["regressor"], obj["models"], context, obj["metadata"], obj.get("sizes", ())
-    )
 
 
 def _read_traces(paths: list[str]) -> pd.DataFrame:

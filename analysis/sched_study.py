@@ -316,9 +316,9 @@ def shift_records(rec: pd.DataFrame) -> pd.DataFrame:
 def live_cell(srv: Any, spec: WorkloadSpec, config_id: str) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Drive a live server with ``spec``; its own trace of these requests (run-relative times)
     and the load generator's summary."""
-    from servelab.analysis.results import records_frame
     from servelab.loadgen.generator import SenderOptions
     from servelab.loadgen.runner import LoadConfig, run_load
+    from servelab.results import records_frame
 
     n0 = int(srv.get("/servelab/stats")["records"])
     cfg = LoadConfig(target=srv.url, config_id=config_id, progress=False)
@@ -410,8 +410,8 @@ def run_live(
     from threadpoolctl import threadpool_limits
 
     from servelab.analysis import predictor as P
-    from servelab.analysis.results import write_parquet
     from servelab.core.learned import Context
+    from servelab.results import write_parquet
     from servelab.servers.base import ServeOptions
     from servelab.servers.launch import ServerProcess
 
@@ -721,7 +721,7 @@ def _json_cells(cells: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from servelab.analysis.results import new_run_dir, write_json, write_parquet
+    from servelab.results import new_run_dir, write_json, write_parquet
     from servelab.workloads import load_workload
 
     t_start = time.perf_counter()
@@ -758,7 +758,7 @@ def run(args: argparse.Namespace) -> int:
         t = time.perf_counter()
         learned = None
         if args.predictor is not None and "sjf-learned" in args.sim_policies:
-            from servelab.analysis.predictor import load
+            from servelab.core.learned import load
 
             learned = load(args.predictor)
         sim = run_sim(profile, spec, args.sim_concurrency, args.loads, args.sim_policies,

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from servelab.calibrate import plan as planmod
-from servelab.calibrate.metadata import machine_key, machine_metadata
 from servelab.core.profile import Profile
+from servelab.machine import machine_key, machine_metadata
 
 PROFILE_DIR = Path("results") / "profiles"
 
@@ -52,11 +52,11 @@ def calibrate(
     only: list[str] | None = None, fresh: bool = False, progress: bool = True, plots: bool = True,
 ) -> tuple[Profile, dict[str, Any]]:
     """Run (or resume) a calibration and write the profile, raw samples, summary and plots."""
-    from servelab.analysis.results import write_json, write_parquet
     from servelab.calibrate.build import build_profile, samples_table
     from servelab.calibrate.runner import run_points
+    from servelab.results import write_json, write_parquet
 
-    meta = machine_metadata()
+    meta = machine_metadata(import_torch=True)
     points = planmod.plan(quick=quick, cores=meta["cores"], models=tuple(models), variant=variant)
     if only:
         points = [p for p in points if p.bench in only]

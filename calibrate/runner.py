@@ -23,7 +23,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from servelab.analysis.results import write_json
+from servelab.results import write_json
 
 log = logging.getLogger(__name__)
 

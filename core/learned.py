@@ -1,6 +1,7 @@
 """The learned runtime predictor (inference side): a fitted regressor behind the
 :class:`~servelab.core.predictor.RuntimePredictor` interface, so SJF can use it live and in
-simulation.  Training lives in :mod:`servelab.analysis.predictor`.
+simulation, and its file format (:func:`save`, :func:`load`: what a server needs to use a
+trained one).  Training lives in :mod:`servelab.analysis.predictor`.
 
 Features describe the request (model, input size, batch size), the moment (queue length at
 arrival, CPU utilisation, hour of day) and the server configuration (concurrency model, workers,
@@ -22,6 +23,7 @@ import bisect
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -171,3 +173,25 @@ class LearnedPredictor:
 
     def observe(self, request: Request, runtime: float) -> None:
         return None  # trained offline; online updates are not modelled
+
+
+def save(predictor: LearnedPredictor, path: str | Path) -> None:
+    """Save a trained predictor (joblib: a pickle, read back by :func:`load`)."""
+    import joblib
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    joblib.dump({"regressor": predictor.regressor, "models": predictor.models,
+                 "metadata": predictor.metadata, "sizes": predictor.sizes}, path)
+
+
+def load(path: str | Path, context: Context | None = None) -> LearnedPredictor:
+    """Load a predictor this tool saved (a local file you trust: joblib unpickles it)."""
+    if not Path(path).exists():
+        raise FileNotFoundError(f"predictor file not found: {path}")
+    import joblib
+
+    obj = joblib.load(path)
+    return LearnedPredictor(
+        obj["regressor"], obj["models"], context, obj["metadata"], obj.get("sizes", ())
+    )

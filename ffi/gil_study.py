@@ -23,7 +23,6 @@ import os
 import queue as queue_mod
 import resource
 import shlex
-import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -32,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from servelab.ffi.kernels import KERNELS
+from servelab.machine import machine_metadata
 
 log = logging.getLogger(__name__)
 
@@ -228,29 +228,6 @@ def run_point(spec: WorkerSpec, processes: int) -> dict[str, Any]:
     }
 
 
-def machine_info() -> dict[str, Any]:
-    import platform
-
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count() or 1
-    cpu_model = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu_model = next(
-                (ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")),
-                cpu_model,
-            )
-    except OSError:
-        pass
-    return {
-        "cpu_model": cpu_model, "cpu_count": os.cpu_count(), "usable_cpus": usable,
-        "python": platform.python_version(), "platform": platform.platform(),
-        "switch_interval_s": sys.getswitchinterval(),
-    }
-
-
 def run_study(cfg: StudyConfig, progress: Any = None) -> Any:
     """Run every point of ``cfg``; returns a DataFrame with one row per point."""
     import pandas as pd
@@ -363,12 +340,12 @@ def plot(df: Any, path: Any, machine: dict[str, Any]) -> None:
             ax.set_xticks(sorted(set(df.workers)), [str(w) for w in sorted(set(df.workers))])
             ax.set_xlabel("workers (threads in one process, or processes)")
             ax.set_ylabel(ylabel)
-            ax.axvline(machine["usable_cpus"], color="grey", lw=0.8, ls=":")
+            ax.axvline(machine["cores"], color="grey", lw=0.8, ls=":")
             ax.grid(alpha=0.3)
         axes[r][0].set_title(f"{op}: throughput")
         axes[r][1].set_title(f"{op}: cores busy")
     axes[0][0].legend(fontsize=8, ncol=2)
-    fig.suptitle(f"GIL study on {machine['usable_cpus']} usable CPUs ({machine['cpu_model']}); "
+    fig.suptitle(f"GIL study on {machine['cores']} usable CPUs ({machine['cpu_model']}); "
                  "dotted line = core count", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -442,8 +419,8 @@ def reproduce_command(cfg: StudyConfig) -> str:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from servelab.analysis.results import new_run_dir, write_json, write_parquet
     from servelab.ffi.kernels import compiled_available
+    from servelab.results import new_run_dir, write_json, write_parquet
 
     cfg = config_from_args(args)
     # Single-threaded BLAS/OpenMP in every worker: oversubscription is the variable under study.
@@ -451,17 +428,17 @@ def run(args: argparse.Namespace) -> int:
         os.environ[var] = "1"
     out = Path(args.out) if args.out else new_run_dir("gil-study")
     out.mkdir(parents=True, exist_ok=True)
-    machine = machine_info()
+    machine = machine_metadata()
     builds = compiled_available()
     command = reproduce_command(cfg)
     n_points = len(cfg.ops) * len(cfg.variants) * len(cfg.modes) * len(cfg.workers) * cfg.repeat
-    note = (f"machine: {machine['usable_cpus']} usable CPUs ({machine['cpu_model']}), shared with "
+    note = (f"machine: {machine['cores']} usable CPUs ({machine['cpu_model']}), shared with "
             "other jobs: absolute numbers drift with their load (load average recorded per "
-            f"point); N > {machine['usable_cpus']} measures oversubscription.")
+            f"point); N > {machine['cores']} measures oversubscription.")
     print(note)
     load_start = os.getloadavg()
-    if load_start[0] > machine["usable_cpus"] - 1:
-        print(f"  busy now: load average {load_start[0]:.2f} on {machine['usable_cpus']} CPUs -- "
+    if load_start[0] > machine["cores"] - 1:
+        print(f"  busy now: load average {load_start[0]:.2f} on {machine['cores']} CPUs -- "
               "other jobs hold CPUs, so neither threads nor processes can show full scaling; "
               "compare the two modes point by point, and the context switches")
     for name, status in builds.items():

@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from servelab.analysis.results import records_frame
 from servelab.core.requests import STATUSES
 from servelab.loadgen.generator import SendResult
 from servelab.loadgen.schedule import Schedule
+from servelab.results import records_frame
 
 PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
 LAG_LIMIT_S = 1e-3

@@ -22,8 +22,9 @@ from typing import Any
 from servelab.core.config import add_dataclass_args, from_args, opt
 from servelab.loadgen.accounting import LAG_LIMIT_S
 from servelab.loadgen.generator import SenderOptions
-from servelab.loadgen.runner import LoadConfig, machine_info, run_load
+from servelab.loadgen.runner import LoadConfig, run_load
 from servelab.loadgen.stub import StubConfig, StubProcess
+from servelab.machine import machine_metadata
 
 
 @dataclass(frozen=True)
@@ -46,11 +47,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def bench(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
-    from servelab.analysis.results import new_run_dir, write_json
+    from servelab.results import new_run_dir, write_json
 
     out = Path(cfg.out) if cfg.out else new_run_dir("bench-load")
     out.mkdir(parents=True, exist_ok=True)
-    machine = machine_info()
+    machine = machine_metadata()
     rows = []
     with StubProcess(StubConfig(delay_ms=cfg.delay_ms)) as stub:
         for p in cfg.processes:
@@ -104,7 +105,7 @@ def format_table(result: dict[str, Any]) -> str:
             f"{r['latency_p99_ms']:>8.3f}  {'yes' if r['meets_target'] else 'NO'}"
         )
     lines.append("(lag and latency in ms, after warm-up; lag = actual - intended send time)")
-    lines.append(f"machine load average at start: {result['machine']['loadavg_at_start']}")
+    lines.append(f"machine load average at start: {result['machine']['loadavg']}")
     return "\n".join(lines)
 
 

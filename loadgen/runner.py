@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-import os
-import platform
 import shlex
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
@@ -32,6 +29,7 @@ from servelab.loadgen.processes import run_senders
 from servelab.loadgen.progress import Progress
 from servelab.loadgen.schedule import Schedule, prepare_spec
 from servelab.loadgen.target import check_models
+from servelab.machine import machine_metadata
 
 log = logging.getLogger(__name__)
 
@@ -98,15 +96,6 @@ def command_line(cfg: LoadConfig, sender: SenderOptions, spec: WorkloadSpec) -> 
     return shlex.join(args)
 
 
-def machine_info() -> dict[str, Any]:
-    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
-    return {
-        "host": socket.gethostname(), "platform": platform.platform(),
-        "python": platform.python_version(), "cpus": os.cpu_count(),
-        "loadavg_at_start": [round(x, 2) for x in load],
-    }
-
-
 def run_load(
     cfg: LoadConfig, sender: SenderOptions | None = None, *, make_input: MakeInput | None = None,
     write: bool = True, handle_sigint: bool = False, spec: WorkloadSpec | None = None,
@@ -122,7 +111,7 @@ def run_load(
     if cfg.check_models:
         check_models(target, spec.models)
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    machine = machine_info()
+    machine = machine_metadata()
     t = time.perf_counter()
     schedule = Schedule.from_spec(spec)
     payloads = Payloads.build(schedule, target, make_input, binary=cfg.binary, seed=spec.seed)
@@ -162,7 +151,7 @@ def run_load(
     }
     path = None
     if write:
-        from servelab.analysis.results import new_run_dir, write_json, write_parquet
+        from servelab.results import new_run_dir, write_json, write_parquet
 
         path = Path(cfg.out) if cfg.out else new_run_dir("load")
         path.mkdir(parents=True, exist_ok=True)

@@ -86,8 +86,7 @@ def make_predictor(spec: str, config: ServerConfig) -> RuntimePredictor:
         return MeanPredictor()
     from threadpoolctl import threadpool_limits
 
-    from servelab.analysis.predictor import load
-    from servelab.core.learned import Context
+    from servelab.core.learned import Context, load
 
     t = time.perf_counter()
     pred = load(Path(spec), context=Context.for_config(config))
@@ -259,7 +258,7 @@ class Server(ABC):
         self.shutdown(0.0)
 
     def write_trace(self, path: str | Path) -> Path:
-        from servelab.analysis.results import records_frame, write_parquet
+        from servelab.results import records_frame, write_parquet
 
         path = Path(path)
         write_parquet(path, records_frame(self.engine.trace()))

@@ -25,7 +25,6 @@ import json
 import logging
 import math
 import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from servelab.core.config import ServerConfig
+from servelab.machine import machine_metadata
 from servelab.servers import launch
 from servelab.servers.base import SETUPS, ServeOptions
 from servelab.servers.bench_client import Client, LoadResult
@@ -220,20 +220,10 @@ def _records(res: LoadResult, meta: dict[str, Any], size: int) -> list[dict[str,
     } for r in res.requests]
 
 
-def machine() -> dict[str, Any]:
-    import psutil
-    import torch
-
-    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-            "kernel": platform.release(), "python": platform.python_version(),
-            "torch": torch.__version__, "date": time.strftime("%Y-%m-%d %H:%M:%S")}
-
-
 def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from servelab.analysis.results import (
+    from servelab.results import (
         RESULTS_ROOT,
         new_run_dir,
         records_frame,
@@ -247,7 +237,7 @@ def run(args: argparse.Namespace) -> int:
     logdir.mkdir()
     steps: list[dict[str, Any]] = []
     records: list[dict[str, Any]] = []
-    summary: dict[str, Any] = {"schema": 1, "machine": machine(), "args": vars(args),
+    summary: dict[str, Any] = {"schema": 1, "machine": machine_metadata(import_torch=True), "args": vars(args),
                                "throughput": [], "overhead": [], "memory": []}
     batching = []
     for item in args.batching:

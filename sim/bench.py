@@ -30,10 +30,10 @@ from typing import Any
 import pandas as pd
 import simpy
 
-from servelab.analysis.results import new_run_dir, write_json, write_parquet
 from servelab.core.config import ServerConfig
 from servelab.core.profile import default_profile
 from servelab.core.workload import ArrivalSpec, SizeDist, WorkloadSpec
+from servelab.results import new_run_dir, write_json, write_parquet
 from servelab.sim.run import simulate
 from servelab.workloads import load_workload
 

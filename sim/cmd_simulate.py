@@ -14,10 +14,10 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from servelab.analysis.results import new_run_dir, write_json, write_parquet
 from servelab.core.config import ServerConfig, add_dataclass_args, from_args
 from servelab.core.profile import Profile, load_profile
 from servelab.core.workload import WorkloadSpec
+from servelab.results import new_run_dir, write_json, write_parquet
 from servelab.sim.run import PREDICTORS, format_summary, simulate
 from servelab.workloads import load_workload
 

@@ -15,8 +15,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from servelab.analysis.results import new_run_dir, write_json, write_parquet
 from servelab.core.config import ServerConfig, add_dataclass_args
+from servelab.results import new_run_dir, write_json, write_parquet
 from servelab.sim.cmd_simulate import (
     add_common_arguments,
     config_from_args,

@@ -13,12 +13,12 @@ import numpy as np
 import pandas as pd
 import simpy
 
-from servelab.analysis.results import records_frame
 from servelab.core.config import ServerConfig
 from servelab.core.policies import make_policy
 from servelab.core.predictor import MeanPredictor, OraclePredictor, RuntimePredictor
 from servelab.core.profile import Profile, default_profile
 from servelab.core.workload import WorkloadSpec
+from servelab.results import records_frame
 from servelab.sim.cpu import FluidCpu
 from servelab.sim.frontend import FrontEnd
 from servelab.sim.frontend import active as frontend_active

@@ -22,10 +22,10 @@ from typing import Any
 
 import pandas as pd
 
-from servelab.analysis.results import write_json, write_parquet
 from servelab.core.config import ServerConfig
 from servelab.core.profile import Profile
 from servelab.core.workload import WorkloadSpec
+from servelab.results import write_json, write_parquet
 from servelab.sim.executors import Executor
 from servelab.sim.run import simulate
 

@@ -89,8 +89,8 @@ def validate(grid: Grid, profile: Profile, out: Path, backend: Backend | None = 
     """Run (or resume) ``grid`` into ``out`` and write its figures.  With ``budget_s`` the run
     stops before the work that would overrun it (figures over the points measured so far;
     resume to finish)."""
-    from servelab.analysis.results import write_json
     from servelab.analysis.validate.plots import plot_ranks, plot_scatter
+    from servelab.results import write_json
 
     out.mkdir(parents=True, exist_ok=True)
     store = Store(out)
@@ -224,7 +224,7 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from servelab.analysis.results import new_run_dir
+    from servelab.results import new_run_dir
 
     say: Callable[[str], None] = (lambda s: None) if args.no_progress else (
         lambda s: print(s, flush=True))

@@ -1,6 +1,6 @@
 """The run folder of a validation: ``grid.json``, ``capacities.json``, ``points.parquet``.
 
-Every write is atomic (:mod:`servelab.analysis.results`), so a killed run never leaves a
+Every write is atomic (:mod:`servelab.results`), so a killed run never leaves a
 half-written table that a resumed run would trust.
 """
 
@@ -14,8 +14,8 @@ from typing import Any
 
 import pandas as pd
 
-from servelab.analysis.results import write_json, write_parquet
 from servelab.analysis.validate.grid import Grid
+from servelab.results import write_json, write_parquet
 
 
 @dataclass

@@ -32,7 +32,7 @@ def test_gil_study_quick(tmp_path, capsys):
     assert (df[df.workers == 1].speedup == 1.0).all()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["command"].startswith("servelab gil-study --variants c-release python")
-    assert summary["machine"]["usable_cpus"] >= 1 and summary["table"]
+    assert summary["machine"]["cores"] >= 1 and summary["table"]
     assert (out / "gil_study.png").stat().st_size > 1000
     printed = capsys.readouterr().out
     assert "reproduce: servelab gil-study" in printed and "shared with other jobs" in printed
