@@ -7,7 +7,9 @@ Two detectors, each optional:
   just ended): the arrival rate as ``log1p(rate / Context.RATE_SCALE)``, the fast / medium /
   slow shares and ``log1p(input_scale)``.  Their reference is the mean since the last change
   (after ``min_windows`` windows); when some feature differs from it by more than
-  ``feature_threshold`` in ``confirm`` consecutive windows, the workload changed: every arm's
+  ``feature_threshold`` in ``confirm`` consecutive windows that agree with each other (within
+  the same threshold: one outlier next to a real shift is no new regime), the workload
+  changed: every arm's
   value is stale, so the inner policy restarts from scratch and the reference starts again from
   those windows.  With 27 arms this fires far sooner than any per-arm reward test — one window
   after the shift plus the confirmation.
@@ -94,6 +96,8 @@ class ChangeDetect(PolicyWrapper):
             off = np.abs(x - self._ref)
             worst = int(np.argmax(off))
             if off[worst] > self.feature_threshold:
+                if self._pending and np.abs(x - self._pending[0]).max() > self.feature_threshold:
+                    self._pending.clear()  # off the reference, but not where the last one was
                 self._pending.append(x)
                 if len(self._pending) >= self.confirm:
                     self._restart(worst, x)

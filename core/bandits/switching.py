@@ -6,14 +6,19 @@ draining the old one): ``cost[from][to]`` seconds during which the server earns 
 (the challenger) and keeps the current arm unless
 
 1. the current arm has run at least ``min_dwell`` windows, and
-2. the switch is free (zero cost and zero hysteresis), or either arm has no estimate yet
-   (exploring an untried arm), or the challenger's estimated gain over the next ``horizon_s``
-   seconds exceeds what the switch loses plus a hysteresis margin:
+2. the switch pays (*exploit*): the challenger's estimated gain over the next ``horizon_s``
+   seconds exceeds what the switch loses plus a hysteresis margin,
 
        H · v_to − min(cost / window_s, H) · v_to − H · v_from  >  hysteresis · H · |v_from|
 
-   with ``H = horizon_s / window_s`` windows and ``v`` the inner policy's :meth:`values`.
-   With zero cost this is the plain hysteresis rule ``v_to > (1 + hysteresis) · v_from``.
+   with ``H = horizon_s / window_s`` windows and ``v`` the inner policy's :meth:`values`
+   (with zero cost: ``v_to > (1 + hysteresis) · v_from``); or
+3. the inner policy insists (*explore*): either arm has no estimate yet, or the inner policy
+   has asked to move in ``cost / (explore_share · window_s)`` windows since the last switch.
+   An optimistic policy's exploration is thus honoured, but rarely enough that exploratory
+   switches cost at most about ``explore_share`` of the time; a free switch is honoured at once, so with
+   zero cost, zero hysteresis and ``min_dwell = 1`` the wrapper plays exactly what its inner
+   policy plays.
 
 Rewards pass through unchanged with the arm actually played, so the inner policy learns from
 what ran.  ``last_reason`` says in one line why the policy switched or stayed; ``switches``
@@ -57,19 +62,24 @@ class SwitchAware(PolicyWrapper):
     name = "switch_aware"
 
     def __init__(self, inner: BanditPolicy, cost: SwitchCost = 0.0, window_s: float = 1.0,
-                 horizon_s: float = 30.0, min_dwell: int = 2, hysteresis: float = 0.02) -> None:
+                 horizon_s: float = 30.0, min_dwell: int = 2, hysteresis: float = 0.02,
+                 explore_share: float = 0.1) -> None:
         super().__init__(inner)
         if window_s <= 0 or horizon_s <= 0:
             raise ValueError("window_s and horizon_s must be > 0")
         if min_dwell < 1 or hysteresis < 0:
             raise ValueError("min_dwell must be >= 1 and hysteresis >= 0")
+        if not 0.0 < explore_share <= 1.0:
+            raise ValueError(f"explore_share must be in (0, 1], got {explore_share}")
         self.cost = cost_matrix(cost, self.n_arms)
         self.window_s = float(window_s)
         self.horizon_s = float(horizon_s)
         self.min_dwell = int(min_dwell)
         self.hysteresis = float(hysteresis)
+        self.explore_share = float(explore_share)
         self.current: int | None = None
         self.dwell = 0  # windows the current arm has run, this one included
+        self.asked = 0  # windows since the last switch in which the inner policy asked to move
         self.switches = 0
 
     def select(self, context: Context | None = None) -> int:
@@ -79,30 +89,33 @@ class SwitchAware(PolicyWrapper):
             return self._switch(challenger, f"start on arm {challenger}")
         if challenger == cur:
             return self._stay(f"stay on {cur}: the policy agrees")
+        self.asked += 1
         if self.dwell < self.min_dwell:
             return self._stay(f"stay on {cur}: dwell {self.dwell}/{self.min_dwell} windows "
                               f"before moving to {challenger}")
         cost_s = float(self.cost[cur, challenger])
-        if cost_s == 0.0 and self.hysteresis == 0.0:
-            return self._switch(challenger, f"switch {cur}->{challenger}: free")
         v = self.inner.values()
         v_from, v_to = float(v[cur]), float(v[challenger])
         if math.isnan(v_from) or math.isnan(v_to):
-            return self._switch(challenger, f"switch {cur}->{challenger}: explore untried "
-                                            f"arm (cost {cost_s:g} s)")
+            return self._switch(challenger, f"switch {cur}->{challenger}: explore an untried "
+                                            f"arm ({cost_s:g} s switch)")
         h = self.horizon_s / self.window_s
         gain = h * (v_to - v_from) - min(cost_s / self.window_s, h) * v_to
-        margin = self.hysteresis * h * abs(v_from)
-        if gain > margin:
+        if gain > self.hysteresis * h * abs(v_from):
             return self._switch(challenger, f"switch {cur}->{challenger}: gain {gain:.3g} over "
                                             f"{self.horizon_s:g} s pays the {cost_s:g} s switch")
-        return self._stay(f"stay on {cur}: {challenger} would gain {gain:.3g} over "
-                          f"{self.horizon_s:g} s, not enough for a {cost_s:g} s switch")
+        patience = cost_s / (self.explore_share * self.window_s)
+        if self.asked >= patience:
+            return self._switch(challenger, f"switch {cur}->{challenger}: explore, asked "
+                                            f"{self.asked} times ({cost_s:g} s switch)")
+        return self._stay(f"stay on {cur}: {challenger}'s gain {gain:.3g} over "
+                          f"{self.horizon_s:g} s does not pay a {cost_s:g} s switch "
+                          f"(asked {self.asked}/{math.ceil(patience)})")
 
     def _switch(self, arm: int, reason: str) -> int:
         if self.current is not None:
             self.switches += 1
-        self.current, self.dwell, self.last_reason = arm, 1, reason
+        self.current, self.dwell, self.asked, self.last_reason = arm, 1, 0, reason
         return arm
 
     def _stay(self, reason: str) -> int:
@@ -117,7 +130,8 @@ class SwitchAware(PolicyWrapper):
     def params(self) -> dict[str, Any]:
         return {"inner": self.inner_params(), "cost": self._cost_param(),
                 "window_s": self.window_s, "horizon_s": self.horizon_s,
-                "min_dwell": self.min_dwell, "hysteresis": self.hysteresis}
+                "min_dwell": self.min_dwell, "hysteresis": self.hysteresis,
+                "explore_share": self.explore_share}
 
     def _cost_param(self) -> float | list[list[float]]:
         """The cost matrix, or the one number every switch costs when they are all equal."""
@@ -128,11 +142,12 @@ class SwitchAware(PolicyWrapper):
 
     def state(self) -> dict[str, Any]:
         return {"inner": self.inner_state(), "current": self.current, "dwell": self.dwell,
-                "switches": self.switches, "last_reason": self.last_reason}
+                "asked": self.asked, "switches": self.switches, "last_reason": self.last_reason}
 
     def load_state(self, state: Mapping[str, Any]) -> None:
         self.load_inner(state)
         self.current = state["current"]
         self.dwell = int(state["dwell"])
+        self.asked = int(state["asked"])
         self.switches = int(state["switches"])
         self.last_reason = str(state.get("last_reason", ""))
