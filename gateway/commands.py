@@ -1,0 +1,152 @@
+"""``servelab gateway``: the adaptive gateway, serving until SIGTERM / SIGINT.
+
+One OIP v2 endpoint in front of live backends (``servelab serve`` processes).  Every decision
+window it measures what its clients saw, teaches the policy (its prior: a policy file from
+``servelab meta train``, or a fresh policy by name), and switches the backend when the policy
+picks another arm: a scheduler change is applied in place, another concurrency model or pool
+size starts (or reuses a warm) backend, shifts new requests to it and drains the old one — no
+request is dropped.  ``/dashboard`` shows it live; ``/servelab/meta`` explains each switch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from servelab.core.bandits.base import BanditPolicy
+from servelab.core.config import add_dataclass_args, from_args, opt
+from servelab.gateway.backends import BackendPool
+from servelab.gateway.controller import Controller
+from servelab.gateway.metrics import GatewayMetrics
+from servelab.gateway.proxy import GatewayServer
+from servelab.gateway.windows import WindowCollector
+from servelab.meta.arms import ArmSet, load_arms
+from servelab.servers.base import ServeOptions
+
+log = logging.getLogger(__name__)
+
+EPILOG = """\
+what a switch does:
+  same server, other scheduler  -> POST /servelab/config on the running backend (queued
+                                   requests move into the new policy; no new process)
+  other concurrency / pool size -> a warm backend is reused, or a new one is started and
+                                   awaited until /v2/health/ready; new requests go to it;
+                                   the old one finishes its in-flight requests, then stays
+                                   warm (up to --max-warm / --memory-mb) or is drained
+  a backend that fails to start -> the gateway stays where it is (logged as 'failed')
+endpoints: /v2/... (forwarded), /v2/health/*, /metrics, /servelab/meta, /servelab/timeseries,
+           /dashboard
+example:
+  servelab gateway --arms arms.yaml --policy results/meta-train-*/policy.json --port 8080
+  servelab load --workload shifting --target http://127.0.0.1:8080
+"""
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """The flags of ``servelab gateway``."""
+
+    arms: str | None = opt(None, "arm file (YAML/JSON, see meta/arms.py); default: the 36 "
+                           "default arms")
+    policy: str = opt("switch_aware:inner=ucb1", "policy file from servelab meta train (its "
+                      "trained state is the prior) or a policy spec NAME[:key=value,...]")
+    prior: str | None = opt(None, "with a policy file holding several policies: which one "
+                            "(its spec; default: the first)")
+    profile: str | None = opt(None, "profile JSON (classes unknown models fast/medium/slow)")
+    window_s: float = opt(1.0, "decision window, seconds")
+    max_warm: int = opt(2, "most backends kept warm (started and ready) at once")
+    memory_mb: float | None = opt(None, "also retire idle backends while all warm ones use "
+                                  "more resident memory than this (MiB)")
+    start_arm: int | None = opt(None, "arm index to start on (default: the policy's pick)")
+    host: str = opt("127.0.0.1", "address to bind")
+    port: int = opt(8080, "TCP port (0 = any free port)")
+    variant: str = opt("full", "backends' model size", ("full", "tiny"))
+    weights_dir: str | None = opt(None, "backends' folder of <model>.pt state dicts")
+    drain_timeout_s: float = opt(30.0, "how long a retired backend may take to drain")
+    seed: int = opt(0, "seed of a fresh policy")
+    log_dir: str | None = opt(None, "folder for the backends' logs (default: discarded)")
+
+
+def load_policy(spec: str, arms: ArmSet, prior: str | None, seed: int,
+                window_s: float) -> tuple[BanditPolicy, str]:
+    """The policy and a description of where it came from: a policy file (the trained state
+    of ``prior``, or of its first policy) or a fresh policy spec."""
+    from servelab.meta.policies import load_policy as from_state
+    from servelab.meta.policies import make_policy
+
+    path = Path(spec)
+    if not (path.suffix == ".json" or path.exists()):
+        return make_policy(spec, len(arms), seed), f"fresh {spec}"
+    from servelab.meta.train import load_policy_file
+
+    data = load_policy_file(path, arms)
+    policies = data["policies"]
+    key = prior if prior is not None else next(iter(policies))
+    if key not in policies:
+        raise ValueError(f"{path}: no policy {key!r}; it holds {', '.join(policies)}")
+    if abs(float(data.get("window_s", window_s)) - window_s) > 1e-9:
+        log.warning("%s was trained on %g s windows, the gateway decides every %g s",
+                    path, data["window_s"], window_s)
+    return from_state(policies[key]["policy"]), f"{path} ({key}, trained in simulation)"
+
+
+async def serve(cfg: GatewayConfig, stop: asyncio.Event,
+                on_ready: Any = None) -> Controller:
+    """Run the gateway until ``stop`` is set; then stop intake and drain every backend."""
+    from servelab.core.profile import load_profile
+
+    arms = load_arms(cfg.arms)
+    policy, source = load_policy(cfg.policy, arms, cfg.prior, cfg.seed, cfg.window_s)
+    options = ServeOptions(port=0, variant=cfg.variant, weights_dir=cfg.weights_dir,
+                           drain_timeout_s=cfg.drain_timeout_s)
+    pool = BackendPool(options, cfg.max_warm, cfg.memory_mb,
+                       Path(cfg.log_dir) if cfg.log_dir else None)
+    metrics = GatewayMetrics()
+    profile = load_profile(cfg.profile) if cfg.profile else None
+    ctl = Controller(arms, policy, pool, metrics, WindowCollector(profile), cfg.window_s,
+                     cfg.start_arm, policy_source=source)
+    front = GatewayServer(ctl, metrics)
+    try:
+        await ctl.start()
+        await front.start(cfg.host, cfg.port)
+        print(f"servelab gateway: {len(arms)} arms, policy {source}, serving "
+              f"{ctl.arms[ctl.arm].label}; ready at http://{cfg.host}:{front.port} "
+              f"(dashboard: /dashboard)", flush=True)
+        if on_ready is not None:
+            on_ready(front, ctl)
+        await stop.wait()
+    finally:
+        await front.close()
+        await ctl.close()
+    return ctl
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.description = __doc__.split("\n\n", 1)[1].strip()
+    parser.epilog = EPILOG
+    add_dataclass_args(parser, GatewayConfig)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = from_args(GatewayConfig, args)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for s in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(s, stop.set)
+        ctl = await serve(cfg, stop)
+        n = sum(1 for s in ctl.switches if s["kind"] != "start")
+        print(f"servelab gateway: stopped after {len(ctl.windows)} windows, {n} switches",
+              flush=True)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
+    return 0

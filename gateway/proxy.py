@@ -1,0 +1,326 @@
+"""The gateway's front: one OIP v2 endpoint, an asyncio HTTP/1.1 server relaying to a backend.
+
+Per request the gateway parses just the request head (method, path, ``Content-Length``,
+``Connection``), reads the body, and writes the raw bytes to a keep-alive connection of the
+backend that serves now (:class:`~servelab.gateway.upstream.UpstreamPool`); the backend's raw
+response goes back as is.  No web framework runs per request.  Requests on one client
+connection are answered in order (pipelined ones wait their turn).
+
+Answered by the gateway itself: ``/v2/health/live``, ``/v2/health/ready`` (200 once a backend
+serves), ``/metrics`` (the gateway's Prometheus registry), ``/servelab/meta`` (current arm,
+per-arm estimates, switch history with reasons), ``/servelab/timeseries`` (recent windows),
+``/dashboard`` and its assets.  Everything else — inference, model metadata, the backend's
+``/servelab/stats`` — goes to the current backend.
+
+No request is lost to a switch: the :class:`Router` (the controller) names the backend per
+request; a request already sent to the old backend finishes there (the old backend is stopped
+only once the gateway has nothing in flight to it).  A request whose backend connection fails,
+or which a retiring backend refuses with 503, is retried once on the current backend
+(inference is idempotent); only if that fails too is it answered 502.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Protocol
+from urllib.parse import parse_qs
+
+from servelab.gateway.backends import Backend
+from servelab.gateway.metrics import GatewayMetrics
+from servelab.gateway.upstream import UpstreamError
+from servelab.gateway.windows import WindowCollector
+
+log = logging.getLogger(__name__)
+
+INFER_PATH = re.compile(rb"^/v2/models/([^/?]+)(?:/versions/[^/?]+)?/infer(?:\?|$)")
+MAX_HEAD = 64 * 1024
+REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+           411: "Length Required", 413: "Payload Too Large", 502: "Bad Gateway",
+           503: "Service Unavailable"}
+ASSETS = {"/dashboard": ("dashboard.html", "text/html; charset=utf-8"),
+          "/dashboard/dashboard.js": ("dashboard.js", "text/javascript; charset=utf-8"),
+          "/dashboard/dashboard.css": ("dashboard.css", "text/css; charset=utf-8")}
+
+
+class Router(Protocol):
+    """What the front asks per request (the controller implements it)."""
+
+    collector: WindowCollector
+
+    @property
+    def current(self) -> Backend | None: ...
+
+    def meta(self) -> dict[str, Any]: ...
+
+    def timeseries(self, n: int) -> list[dict[str, Any]]: ...
+
+
+def response(status: int, body: bytes, content_type: str = "application/json",
+             close: bool = False, extra: str = "") -> bytes:
+    head = (f"HTTP/1.1 {status} {REASONS.get(status, 'Status')}\r\nContent-Type: {content_type}"
+            f"\r\nContent-Length: {len(body)}\r\n{extra}")
+    if close:
+        head += "Connection: close\r\n"
+    return head.encode() + b"\r\n" + body
+
+
+def json_response(status: int, obj: Any, close: bool = False) -> bytes:
+    return response(status, json.dumps(obj, allow_nan=False).encode(), close=close)
+
+
+def error(status: int, message: str, close: bool = False) -> bytes:
+    return json_response(status, {"error": message}, close)
+
+
+@dataclass(slots=True)
+class HttpRequest:
+    """One parsed client request: raw bytes to forward plus what routing needs."""
+
+    method: bytes
+    target: bytes
+    raw: bytes
+    body_len: int
+    keep_alive: bool
+
+
+class RequestParser:
+    """Incremental HTTP/1.1 request parser: bytes in, complete :class:`HttpRequest` out.
+
+    Bodies need ``Content-Length`` (chunked request bodies get 411; OIP clients send a
+    length); ``Expect: 100-continue`` is answered by the gateway (``continue_`` is set) and the
+    header is not forwarded.  Raises ``ValueError`` (message, status) on a malformed head.
+    """
+
+    def __init__(self, max_body: int) -> None:
+        self.max_body = max_body
+        self.buf = bytearray()
+        self.head: HttpRequest | None = None
+        self.need = 0
+        self.continue_ = False
+
+    def feed(self, data: bytes) -> list[HttpRequest]:
+        self.buf += data
+        out: list[HttpRequest] = []
+        while True:
+            if self.head is None:
+                end = self.buf.find(b"\r\n\r\n")
+                if end < 0:
+                    if len(self.buf) > MAX_HEAD:
+                        raise ValueError("request head too large", 400)
+                    return out
+                self._parse_head(bytes(self.buf[:end + 4]))
+                del self.buf[:end + 4]
+            assert self.head is not None
+            if len(self.buf) < self.need:
+                return out
+            req = self.head
+            req.raw += bytes(self.buf[:self.need])
+            del self.buf[:self.need]
+            self.head, self.need = None, 0
+            out.append(req)
+
+    def _parse_head(self, head: bytes) -> None:
+        line, _, rest = head.partition(b"\r\n")
+        parts = line.split(b" ")
+        if len(parts) != 3 or not parts[2].startswith(b"HTTP/1."):
+            raise ValueError(f"bad request line {line[:80]!r}", 400)
+        method, target, version = parts
+        keep_alive = version != b"HTTP/1.0"
+        length = 0
+        kept = [line]
+        for h in rest.split(b"\r\n"):
+            if not h:
+                continue
+            name, _, value = h.partition(b":")
+            lname, v = name.strip().lower(), value.strip().lower()
+            if lname == b"content-length":
+                if not v.isdigit():
+                    raise ValueError("bad Content-Length", 400)
+                length = int(v)
+            elif lname == b"transfer-encoding" and v != b"identity":
+                raise ValueError("chunked request bodies are not supported: send "
+                                 "Content-Length", 411)
+            elif lname == b"connection":
+                keep_alive = v != b"close" if keep_alive else v == b"keep-alive"
+            elif lname == b"expect":
+                self.continue_ = v == b"100-continue"
+                continue  # answered here, never forwarded
+            kept.append(h)
+        if length > self.max_body:
+            raise ValueError(f"request body of {length} bytes exceeds the {self.max_body}-byte "
+                             f"cap", 413)
+        raw = head if len(kept) == head.count(b"\r\n") - 1 else b"\r\n".join(kept) + b"\r\n\r\n"
+        self.head = HttpRequest(method, target, raw, length, keep_alive)
+        self.need = length
+
+
+class GatewayProtocol(asyncio.Protocol):
+    """One client connection."""
+
+    def __init__(self, gateway: GatewayServer) -> None:
+        self.gw = gateway
+        self.parser = RequestParser(gateway.max_body)
+        self.transport: asyncio.Transport | None = None
+        self.queue: deque[HttpRequest] = deque()
+        self.busy = False
+        self.closing = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return
+        try:
+            reqs = self.parser.feed(data)
+        except ValueError as exc:
+            message, status = exc.args
+            self._write(error(status, message, close=True), close=True)
+            return
+        if self.parser.continue_ and self.parser.head is not None:
+            self.parser.continue_ = False
+            assert self.transport is not None
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        self.queue.extend(reqs)
+        if not self.busy and self.queue:
+            self._next()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+
+    def _next(self) -> None:
+        req = self.queue.popleft()
+        local = self.gw.local(req)
+        if local is not None:
+            self._write(local, close=not req.keep_alive)
+            if self.queue and not self.closing:
+                self._next()
+            return
+        self.busy = True
+        task = asyncio.get_running_loop().create_task(self.gw.forward(req))
+        task.add_done_callback(lambda t: self._forwarded(t, req))
+
+    def _forwarded(self, task: asyncio.Task[tuple[bytes, bool]], req: HttpRequest) -> None:
+        self.busy = False
+        if task.cancelled():
+            return
+        raw, keep_alive = task.result()
+        self._write(raw, close=not (req.keep_alive and keep_alive))
+        if self.queue and not self.closing:
+            self._next()
+
+    def _write(self, data: bytes, close: bool) -> None:
+        if self.transport is None or self.closing:
+            return
+        self.transport.write(data)
+        if close:
+            self.closing = True
+            self.transport.close()
+
+
+class GatewayServer:
+    """The front server over a :class:`Router`; :meth:`start` binds, :meth:`close` stops."""
+
+    def __init__(self, router: Router, metrics: GatewayMetrics, max_body: int = 16 << 20) -> None:
+        self.router = router
+        self.metrics = metrics
+        self.max_body = max_body
+        self.server: asyncio.base_events.Server | None = None
+        self.port = 0
+        self.assets = {path: (resources.files("servelab.gateway").joinpath("static", name)
+                              .read_bytes(), ctype) for path, (name, ctype) in ASSETS.items()}
+        self.local_routes: dict[bytes, Callable[[bytes], bytes]] = {
+            b"/v2/health/live": lambda q: json_response(200, {"live": True}),
+            b"/v2/health/ready": self._ready,
+            b"/metrics": lambda q: response(200, metrics.exposition(), metrics.content_type),
+            b"/servelab/meta": lambda q: json_response(200, router.meta()),
+            b"/servelab/timeseries": self._timeseries,
+        }
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> GatewayServer:
+        from servelab.servers.base import bind
+
+        sock = bind(host, port)
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_server(lambda: GatewayProtocol(self), sock=sock)
+        self.port = sock.getsockname()[1]
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+    # -- answered here -------------------------------------------------------------------------
+    def local(self, req: HttpRequest) -> bytes | None:
+        """The gateway's own answer, or None: forward."""
+        path, _, query = req.target.partition(b"?")
+        route = self.local_routes.get(path)
+        if route is not None:
+            if req.method != b"GET":
+                return error(405, f"method {req.method.decode()} not allowed on {path.decode()}")
+            return route(query)
+        asset = self.assets.get(path.decode("latin-1").rstrip("/") or "/")
+        if asset is not None:
+            return response(200, asset[0], asset[1], extra="Cache-Control: no-cache\r\n")
+        return None
+
+    def _ready(self, query: bytes) -> bytes:
+        b = self.router.current
+        ok = b is not None and b.state == "ready"
+        return json_response(200 if ok else 503, {"ready": ok})
+
+    def _timeseries(self, query: bytes) -> bytes:
+        q = parse_qs(query.decode("latin-1"))
+        try:
+            n = int(q.get("n", ["300"])[0])
+        except ValueError:
+            return error(400, "n must be an integer")
+        return json_response(200, self.router.timeseries(max(1, min(n, 3600))))
+
+    # -- forwarded -----------------------------------------------------------------------------
+    async def forward(self, req: HttpRequest) -> tuple[bytes, bool]:
+        """Relay ``req`` to the current backend (retrying once, see the module docstring);
+        the raw response and whether the connection stays open."""
+        m = INFER_PATH.match(req.target) if req.method == b"POST" else None
+        model = m.group(1).decode("latin-1") if m else ""
+        collector = self.router.collector
+        rid = collector.arrived(model, req.body_len) if m else 0
+        status, raw, keep_alive = await self._relay(req)
+        if m:
+            latency = collector.completed(rid, status)
+            self.metrics.requests.labels(model, str(status)).inc()
+            self.metrics.latency.labels(model).observe(latency)
+        return raw, keep_alive
+
+    async def _relay(self, req: HttpRequest) -> tuple[int, bytes, bool]:
+        first = self.router.current
+        if first is None:
+            return 503, error(503, "no backend is ready yet"), True
+        try:
+            status, raw, keep_alive = await first.request(req.raw)
+            if not (status == 503 and first.state != "ready"):
+                return status, raw, keep_alive
+            why = "a retiring backend refused it"
+        except UpstreamError as exc:
+            why = str(exc)
+        again = self.router.current
+        if again is None:
+            return 502, error(502, f"backend failed ({why}) and no other is ready"), True
+        self.metrics.retries.inc()
+        log.info("retrying a request on %s: %s", again.url, why)
+        try:
+            return await again.request(req.raw)
+        except UpstreamError as exc:
+            return 502, error(502, f"backend failed twice: {why}; then {exc}"), True
