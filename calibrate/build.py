@@ -195,6 +195,10 @@ def build_profile(
     cs = {r["kind"]: float(np.median(r["samples"])) for r in b.get("ctxswitch", [])}
     if cs:
         extra["context_switch_s"] = cs
+    for r in b.get("switch", []):  # backend start-up per setup: the meta-scheduler's cost
+        from servelab.calibrate.benches.switch import start_times
+
+        extra["switch_start_s"] = start_times(r)
     for r in b.get("perfstat", []):
         extra["perf_stat"] = {k: r.get(k) for k in ("available", "reason", "counters") if k in r}
     ev = EventLoopCost()

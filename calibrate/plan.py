@@ -71,4 +71,6 @@ def plan(
             for k in ks:
                 pts.append(Point("interference", {**v, "mode": mode, "k": k}, 2, per_worker))
         pts.append(Point("memory", {**v, "workers": 2}, 0, 1))
+    if not quick:  # backend start-up per setup (the meta-scheduler's switching cost)
+        pts.append(Point("switch", {"models": list(models), "variant": variant}, 1, 3))
     return pts

@@ -25,6 +25,7 @@ BENCHES: dict[str, str] = {
     "eventloop": "servelab.calibrate.benches.eventloop",
     "memory": "servelab.calibrate.benches.memory",
     "http": "servelab.calibrate.benches.http",
+    "switch": "servelab.calibrate.benches.switch",
 }
 
 

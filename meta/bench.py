@@ -1,0 +1,109 @@
+"""``servelab bench bandits``: what one decision costs, per bandit policy.
+
+For each registered policy (defaults; ``switch_aware`` with a 2 s switch cost around UCB1, so
+its cost-vs-gain path runs) and each arm count, it plays ``--steps`` decisions on a synthetic
+shifting bandit — Gaussian rewards around per-arm means that change every ``steps / 8``
+decisions, with contexts that shift with them — and times every ``select`` + ``update`` pair
+with ``time.perf_counter_ns``.  Rewards and contexts are drawn before the clock starts.  The
+target is 50 µs per pair (issue 12); the mean is judged, p50 / p99 / max are reported too (a
+shared machine's p99 includes its interruptions).  Results go to
+``results/bench-bandits-<time>/summary.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from servelab.core.bandits import BANDITS, Context, make_bandit
+from servelab.core.bandits.base import BanditPolicy
+from servelab.reproduce import command_line, run_metadata
+from servelab.results import new_run_dir, write_json
+
+TARGET_US = 50.0
+PHASES = 8
+BENCH_PARAMS: dict[str, dict[str, Any]] = {"switch_aware": {"inner": "ucb1", "cost": 2.0}}
+
+
+def _workload(n_arms: int, steps: int, seed: int) -> tuple[list[Context], np.ndarray]:
+    """Per-step contexts and the reward every arm would earn, in ``PHASES`` phases."""
+    rng = np.random.default_rng(seed)
+    per_phase = -(-steps // PHASES)
+    contexts: list[Context] = []
+    rewards = np.empty((steps, n_arms))
+    for phase in range(PHASES):
+        lo, hi = phase * per_phase, min(steps, (phase + 1) * per_phase)
+        rate, slow = rng.uniform(20, 400), rng.uniform(0.0, 0.5)
+        contexts += [Context(rate=rate * rng.uniform(0.9, 1.1), fast=1 - slow - 0.1,
+                             medium=0.1, slow=slow, cpu=rng.uniform(0.3, 0.9),
+                             p99_s=rng.uniform(0.05, 1.0)) for _ in range(hi - lo)]
+        rewards[lo:hi] = rng.uniform(0.2, 0.8, n_arms) + rng.normal(0, 0.05, (hi - lo, n_arms))
+    return contexts, rewards
+
+
+def time_policy(policy: BanditPolicy, contexts: list[Context], rewards: np.ndarray) -> np.ndarray:
+    """Nanoseconds of each select + update pair."""
+    ns = np.empty(len(contexts), dtype=np.int64)
+    clock = time.perf_counter_ns
+    for t, ctx in enumerate(contexts):
+        t0 = clock()
+        arm = policy.select(ctx)
+        policy.update(arm, rewards[t, arm], ctx)
+        ns[t] = clock() - t0
+    return ns
+
+
+def bench(names: list[str], arm_counts: list[int], steps: int, seed: int = 0) -> list[dict[str, Any]]:
+    rows = []
+    for n_arms in arm_counts:
+        contexts, rewards = _workload(n_arms, steps, seed)
+        for name in names:
+            policy = make_bandit(name, n_arms, seed, **BENCH_PARAMS.get(name, {}))
+            us = time_policy(policy, contexts, rewards) / 1000.0
+            rows.append({
+                "policy": name, "arms": n_arms, "steps": steps,
+                "mean_us": float(us.mean()), "p50_us": float(np.percentile(us, 50)),
+                "p99_us": float(np.percentile(us, 99)), "max_us": float(us.max()),
+                "meets_target": bool(us.mean() <= TARGET_US),
+            })
+    return rows
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    lines = [f"{'policy':<16} {'arms':>4} {'mean µs':>8} {'p50 µs':>8} {'p99 µs':>8} "
+             f"{'max µs':>8}  target {TARGET_US:g} µs"]
+    for r in rows:
+        lines.append(f"{r['policy']:<16} {r['arms']:>4} {r['mean_us']:>8.1f} {r['p50_us']:>8.1f} "
+                     f"{r['p99_us']:>8.1f} {r['max_us']:>8.0f}  "
+                     f"{'met' if r['meets_target'] else 'MISSED'}")
+    lines.append("(one select + update pair per decision, perf_counter_ns)")
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--policy", action="append", choices=sorted(BANDITS), default=None,
+                        help="a policy to time (repeatable; default: every registered one)")
+    parser.add_argument("--arms", type=int, nargs="+", default=[27, 64], help="arm counts")
+    parser.add_argument("--steps", type=int, default=20_000, help="decisions per policy")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the rewards and policies")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output folder (default: results/bench-bandits-<time>)")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.steps < 100 or min(args.arms) < 1:
+        raise ValueError("--steps must be >= 100 and --arms >= 1")
+    meta = run_metadata(command_line("bench bandits", add_arguments, args, omit=("out",)))
+    names = args.policy or list(BANDITS)
+    rows = bench(names, args.arms, args.steps, args.seed)
+    out = args.out if args.out is not None else new_run_dir("bench-bandits")
+    write_json(out / "summary.json", {"kind": "bench-bandits", **meta, "target_us": TARGET_US,
+                                      "meets_target": all(r["meets_target"] for r in rows),
+                                      "rows": rows})
+    print(format_table(rows))
+    print(f"wrote {out / 'summary.json'}\nreproduce: {meta['command']}")
+    return 0

@@ -1,0 +1,78 @@
+"""``servelab meta eval``: the policies over held-out shifting workloads, next to the oracle,
+the best static arm, random and round-robin.
+
+    servelab meta eval --profile P.json                      # every shipped shifting* workload
+    servelab meta eval --profile P.json --workload shifting --policy linucb --prior policy.json
+
+Prints per workload a table (oracle share, adaptation time per shift, switches, regret), the
+targets and the runs of arms the best policy chose; writes results/meta-eval-<time>/.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from servelab.meta.commands import add_common_arguments, executor, read_common, reproduce
+from servelab.meta.evaluate import evaluate, format_choices, format_scores, format_targets
+from servelab.meta.policies import available
+from servelab.meta.train import held_out_workloads, load_policy_file
+from servelab.results import RESULTS_ROOT, new_run_dir
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workload", nargs="+", default=None, metavar="NAME|FILE",
+                        help="workloads (default: every shipped shifting* workload)")
+    parser.add_argument("--policy", nargs="+", default=None, metavar="NAME[:k=v,...]",
+                        help="policies (default: those in --prior, else every registered one)")
+    parser.add_argument("--prior", type=Path, default=None,
+                        help="policy file from servelab meta train: also run each policy from it")
+    parser.add_argument("--no-cold", action="store_true",
+                        help="with --prior: only the trained policies, not the cold ones")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    parser.add_argument("--cache", type=Path, default=RESULTS_ROOT / "meta-tables",
+                        help="reward-table cache (default: results/meta-tables)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output folder (default: results/meta-eval-<time>)")
+    add_common_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from servelab.sim.cmd_simulate import named_workload
+
+    profile, arms, costs, slo = read_common(args)
+    workloads = [named_workload(w) for w in args.workload] if args.workload else \
+        held_out_workloads()
+    prior = load_policy_file(args.prior, arms) if args.prior is not None else None
+    if args.policy:
+        policies = list(args.policy)
+    elif prior is not None:
+        policies = list(prior["policies"])
+    else:
+        policies = available()
+    if args.no_cold and prior is None:
+        raise ValueError("--no-cold needs --prior")
+    out = args.out if args.out is not None else new_run_dir("meta-eval")
+    cmd = reproduce("meta eval", args, skip=("cache", "no_plots", "out"))
+    print(f"meta eval: {len(workloads)} workload(s) x {len(arms)} arms; "
+          f"{len(policies)} policies{' (+ prior)' if prior else ''} -> {out}")
+    with executor(args) as ex:
+        res = evaluate(workloads, profile, arms, policies, ex, out, prior=prior,
+                       cache_dir=args.cache, window_s=args.window_s, reward_kind=args.reward,
+                       slo_ms=slo, costs=costs, seed=args.seed, cold=not args.no_cold,
+                       plots=not args.no_plots, command=cmd, progress=not args.no_progress)
+    print(format_scores(res.scores))
+    import json
+
+    summary = json.loads((out / "summary.json").read_text())
+    t = summary["targets"]
+    if t:
+        print("\n" + format_targets(t))
+        best = t["best_policy"]
+        choices = json.loads((out / "choices.json").read_text())
+        for wl, by_policy in choices.items():
+            print(f"\n{wl}: arms {best} served, and why (features seen before the pick)")
+            print(format_choices(by_policy.get(best, []), limit=12))
+    print(f"\nswitching costs: {costs.source}")
+    print(f"wrote {out}/summary.json, windows.parquet, choices.json and plots\nreproduce: {cmd}")
+    return 0

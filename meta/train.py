@@ -1,0 +1,287 @@
+"""``servelab meta train``: warm-start the bandit policies in simulation.
+
+1. **Draw training workloads** (:func:`draw_workloads`): ``n`` randomized shifting workloads,
+   seeded — phase counts, lengths, offered load (as a fraction of the machine's estimated
+   capacity for the phase's mix), model mixes and input-size scales drawn from
+   :class:`Ranges`.  None may equal a held-out evaluation workload (every shipped
+   ``shifting*`` workload): :func:`check_held_out` raises if one does.
+2. **Reward tables** for all of them (``meta.windows.build_tables``: every arm simulated over
+   each workload, on the sweep's executors, cached as Parquet under ``<out>/tables`` — a rerun
+   with ``--resume`` skips those present).
+3. **Fit each policy** over the tables in turn, one policy object carried across them:
+   a contextual policy (LinUCB, or a wrapper around one) with *full information* — after each
+   window it learns every arm's reward in that window's context (simulation knows them all),
+   the contexts coming from the arms it chose itself, so it sees the p95/p99/CPU features a
+   deployed policy would; every other policy by plain bandit replay (it learns only what it
+   played), which leaves it with each arm's standing across the training mix.
+4. **Write the policy file** — JSON, never pickle: per policy its ``to_dict()`` (state and
+   random generator), plus the arms, window, reward, switching costs, the profile's digest, the
+   training draws and the command.  ``servelab meta eval --prior`` and the live gateway load it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from servelab.core.profile import Profile
+from servelab.core.workload import DEFAULT_SIZES, ArrivalSpec, Phase, SizeDist, WorkloadSpec
+from servelab.meta.arms import ArmSet
+from servelab.meta.policies import inner_contextual, load_policy, make_policy
+from servelab.meta.replay import SwitchCosts, replay
+from servelab.meta.windows import RewardTable, build_tables, nominal_size
+from servelab.results import write_json
+
+log = logging.getLogger(__name__)
+
+POLICY_FILE_FORMAT = "servelab-meta-policy"
+POLICY_FILE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Ranges:
+    """What a training workload is drawn from (uniform unless said otherwise)."""
+
+    phases: tuple[int, int] = (2, 5)
+    phase_s: tuple[float, float] = (10.0, 40.0)
+    load: tuple[float, float] = (0.1, 1.3)
+    """Offered load over the phase mix's estimated capacity (log-uniform)."""
+    single_model: float = 0.35
+    """Chance that a phase serves one model only."""
+    mix_alpha: float = 0.7
+    """Dirichlet concentration of a mixed phase's model shares."""
+    size_scale: tuple[float, float] = (0.5, 2.0)
+    """Input sizes (DistilBERT words, LSTM look-back) times this (log-uniform)."""
+    models: tuple[str, ...] = ("mobilenet_v2", "lstm_forecaster", "distilbert")
+    warmup_s: float = 2.0
+    overhead: float = 1.5
+    """Capacity estimate: cores / (mean service time × this), the front end's share folded in."""
+
+
+QUICK_WORKLOADS = 8
+DEFAULT_WORKLOADS = 48
+
+
+def capacity(profile: Profile, mix: Mapping[str, float], scale: float, overhead: float) -> float:
+    """Rough requests/s the machine serves for a mix: cores over the mean CPU per request."""
+    total = sum(mix.values())
+    cost = 0.0
+    for m, w in mix.items():
+        size = nominal_size(m) * (scale if m != "mobilenet_v2" else 1.0)
+        cost += w / total * profile.model(m).mean_service(size)
+    return profile.machine.cores / max(cost * overhead, 1e-6)
+
+
+def _sizes(scale: float, models: Sequence[str]) -> dict[str, SizeDist]:
+    out: dict[str, SizeDist] = {}
+    for m in models:
+        d = DEFAULT_SIZES.get(m)
+        if d is None or m == "mobilenet_v2":
+            continue  # CIFAR images are 32x32 whatever the traffic
+        if d.kind == "lognormal":
+            out[m] = replace(d, median=max(d.median * scale, float(d.min)))
+        elif d.kind == "choice":
+            vals = tuple(int(min(max(v * scale, 8), 2000)) for v in d.values)
+            out[m] = replace(d, values=vals)
+    return out
+
+
+def random_workload(
+    rng: np.random.Generator, profile: Profile, ranges: Ranges, name: str, seed: int
+) -> WorkloadSpec:
+    """One randomized shifting workload (see :class:`Ranges`)."""
+    models = [m for m in ranges.models if m in profile.models]
+    if not models:
+        raise ValueError("no training model is in the profile")
+    n_phases = int(rng.integers(ranges.phases[0], ranges.phases[1] + 1))
+    phases = []
+    for _ in range(n_phases):
+        if rng.random() < ranges.single_model or len(models) == 1:
+            mix = {models[int(rng.integers(len(models)))]: 1.0}
+        else:
+            k = int(rng.integers(2, len(models) + 1))
+            chosen = rng.choice(len(models), size=k, replace=False)
+            w = rng.dirichlet([ranges.mix_alpha] * k)
+            mix = {models[int(i)]: round(float(x), 3) for i, x in zip(chosen, w, strict=True)
+                   if x >= 0.02}
+            if not mix:
+                mix = {models[int(chosen[0])]: 1.0}
+        scale = float(np.exp(rng.uniform(*np.log(ranges.size_scale))))
+        load = float(np.exp(rng.uniform(*np.log(ranges.load))))
+        rate = max(load * capacity(profile, mix, scale, ranges.overhead), 0.5)
+        dur = float(np.round(rng.uniform(*ranges.phase_s)))
+        phases.append(Phase(duration=dur, arrival=ArrivalSpec(kind="poisson", rate=round(rate, 2)),
+                            mix=mix, sizes=_sizes(scale, list(mix))))
+    first = phases[0].mix or {models[0]: 1.0}
+    return WorkloadSpec(
+        name=name, duration=sum(p.duration for p in phases), mix=dict(first),
+        phases=tuple(phases), warmup_s=ranges.warmup_s, seed=seed,
+        description="a randomized shifting training workload (servelab meta train)",
+    )
+
+
+def _shape(spec: WorkloadSpec) -> str:
+    """A workload's traffic (phases with their rates, mixes and sizes), without its name, seed
+    or description."""
+    return repr([(p.duration, p.arrival, dict(p.mix or {}), dict(p.sizes or {}))
+                 for p in spec.effective_phases()])
+
+
+def held_out_workloads() -> list[WorkloadSpec]:
+    """The evaluation workloads: every shipped ``shifting*`` workload."""
+    from servelab.workloads import list_workloads, load_workload
+
+    out = []
+    for name in list_workloads():
+        if name.startswith("shifting"):
+            spec = load_workload(name)
+            out.append(spec if spec.name != WorkloadSpec().name else replace(spec, name=name))
+    return out
+
+
+def check_held_out(train: Sequence[WorkloadSpec], held_out: Sequence[WorkloadSpec]) -> None:
+    """Raise if a training workload has the traffic of a held-out one (same phases, rates,
+    mixes and sizes, whatever its name or seed)."""
+    shapes = {_shape(h): h.name for h in held_out}
+    for t in train:
+        hit = shapes.get(_shape(t))
+        if hit is not None:
+            raise ValueError(f"training workload {t.name} equals the held-out workload {hit}")
+        if t.name in {h.name for h in held_out}:
+            raise ValueError(f"training workload {t.name} has a held-out workload's name")
+
+
+def draw_workloads(
+    n: int, profile: Profile, seed: int = 0, ranges: Ranges | None = None
+) -> list[WorkloadSpec]:
+    """``n`` training workloads, deterministic in ``seed``."""
+    ranges = ranges if ranges is not None else Ranges()
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x7EA1]))
+    return [random_workload(rng, profile, ranges, f"train-s{seed}-{i:03d}",
+                            seed=int(rng.integers(1, 2**31 - 1))) for i in range(n)]
+
+
+# -- fitting -------------------------------------------------------------------------------------
+
+
+def fit_policy(
+    policy: Any, tables: Sequence[RewardTable], costs: SwitchCosts, name: str = ""
+) -> dict[str, Any]:
+    """Train ``policy`` over ``tables`` in order (see the module docstring); returns how."""
+    full = inner_contextual(policy) is not None
+    t0 = time.perf_counter()
+    shares = []
+    for table in tables:
+        rep = replay(policy, table, costs, name=name, full_information=full)
+        oracle = _oracle_total(table)
+        shares.append(float(rep.reward.sum() / oracle) if oracle > 0 else math.nan)
+    return {"mode": "full information" if full else "bandit replay",
+            "fit_s": time.perf_counter() - t0,
+            "train_oracle_share_mean": float(np.nanmean(shares)) if shares else math.nan,
+            "train_oracle_share_last": shares[-1] if shares else math.nan}
+
+
+def _oracle_total(table: RewardTable) -> float:
+    from servelab.meta.metrics import oracle_rewards
+
+    return float(oracle_rewards(table).sum())
+
+
+@dataclass
+class TrainResult:
+    path: Path
+    policies: dict[str, dict[str, Any]]
+    tables: int
+    table_s: float
+    fit_s: float
+
+
+def train(
+    profile: Profile,
+    arms: ArmSet,
+    policies: Sequence[str],
+    executor: Any,
+    out_dir: Path,
+    n_workloads: int = DEFAULT_WORKLOADS,
+    seed: int = 0,
+    window_s: float = 1.0,
+    reward_kind: str = "reward",
+    slo_ms: float | Mapping[str, float] | None = None,
+    costs: SwitchCosts | None = None,
+    ranges: Ranges | None = None,
+    policy_file: Path | None = None,
+    command: str = "",
+    progress: bool = True,
+) -> TrainResult:
+    """Draw, simulate, fit and write the policy file (``<out_dir>/policy.json`` by default)."""
+    if n_workloads < 1:
+        raise ValueError("train needs at least one workload")
+    costs = costs if costs is not None else SwitchCosts.from_profile(profile)
+    ranges = ranges if ranges is not None else Ranges()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    workloads = draw_workloads(n_workloads, profile, seed, ranges)
+    held = held_out_workloads()
+    check_held_out(workloads, held)
+    t0 = time.perf_counter()
+    tables = build_tables(workloads, arms, profile, executor, cache_dir=out_dir / "tables",
+                          window_s=window_s, reward_kind=reward_kind, slo_ms=slo_ms,
+                          progress=progress)
+    table_s = time.perf_counter() - t0
+    fitted: dict[str, dict[str, Any]] = {}
+    fit_total = 0.0
+    for spec in policies:
+        policy = make_policy(spec, len(arms), seed, cost=costs.matrix(arms), window_s=window_s)
+        how = fit_policy(policy, tables, costs, name=spec)
+        fit_total += how["fit_s"]
+        state = policy.to_dict()
+        load_policy(state)  # refuse to write a state that does not load back
+        fitted[spec] = {"policy": state, "training": how}
+        log.info("%s: %s, train oracle share %.3f", spec, how["mode"],
+                 how["train_oracle_share_mean"])
+    path = Path(policy_file) if policy_file is not None else out_dir / "policy.json"
+    write_json(path, {
+        "format": POLICY_FILE_FORMAT, "version": POLICY_FILE_VERSION,
+        "arms": arms.to_list(), "window_s": window_s, "reward": reward_kind,
+        "slo_ms": slo_ms, "switch_costs": costs.to_dict(),
+        "profile": profile.digest, "profile_source": profile.machine.source,
+        "command": command, "seed": seed,
+        "training": {"workloads": len(workloads), "ranges": asdict(ranges),
+                     "names": [w.name for w in workloads],
+                     "held_out": [h.name for h in held], "table_s": table_s,
+                     "fit_s": fit_total, "tables_dir": str(out_dir / "tables")},
+        "policies": fitted,
+    })
+    return TrainResult(path=path, policies=fitted, tables=len(tables), table_s=table_s,
+                       fit_s=fit_total)
+
+
+def load_policy_file(path: Path, arms: ArmSet | None = None) -> dict[str, Any]:
+    """Read a policy file; with ``arms``, refuse one trained on other arms."""
+    import json
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"policy file not found: {path}")
+    data = json.loads(path.read_text())
+    if data.get("format") != POLICY_FILE_FORMAT:
+        raise ValueError(f"{path}: not a servelab policy file")
+    if int(data.get("version", 0)) != POLICY_FILE_VERSION:
+        raise ValueError(f"{path}: policy file version {data.get('version')} is not "
+                         f"{POLICY_FILE_VERSION}; re-run servelab meta train")
+    if arms is not None and [a["id"] for a in data["arms"]] != arms.ids:
+        raise ValueError(f"{path}: trained on other arms ({len(data['arms'])}) than these "
+                         f"({len(arms)}); pass the same --arms")
+    return dict(data)
+
+
+def prior_policies(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The trained policy objects of a policy file, by spec."""
+    return {spec: load_policy(entry["policy"]) for spec, entry in data["policies"].items()}
