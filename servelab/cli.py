@@ -30,13 +30,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("servelab.analysis.validate.command",
                  "the simulator's fidelity grid: sim vs live over setups, pools, schedulers, loads"),
     "predictor": ("servelab.analysis.predictor", "train or evaluate the learned runtime predictor"),
+    "meta train": ("servelab.meta.cmd_train", "train the meta-scheduler's bandits in simulation"),
+    "meta eval": ("servelab.meta.cmd_eval", "bandits vs oracle on held-out shifting workloads"),
     "sched-study": ("servelab.analysis.sched_study", "FIFO vs Priority vs SJF vs MLFQ, simulated and live"),
     "demo": ("servelab.analysis.demo", "the main job: an end-to-end run of the pipeline"),
+    "gateway": ("servelab.gateway.commands",
+                "the adaptive gateway: switches live backends as the meta-scheduler decides"),
     # Benchmarks: commands that write results/, never timed tests.
     "bench serve": ("servelab.servers.bench", "benchmark the live servers (throughput, p50/p99)"),
     "bench load": ("servelab.loadgen.bench", "benchmark the load generator's capacity and lag"),
     "bench sim": ("servelab.sim.bench", "benchmark the simulator against bare SimPy"),
     "bench bandits": ("servelab.meta.bench", "time each bandit policy's select + update"),
+    "bench gateway": ("servelab.gateway.bench", "the gateway's overhead: a backend direct vs through it"),
 }
 
 
