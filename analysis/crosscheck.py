@@ -171,8 +171,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from servelab.reproduce import command_line, run_metadata
     from servelab.results import new_run_dir, write_json, write_parquet
 
+    meta = run_metadata(command_line("crosscheck", add_arguments, args, omit=("out",)))
     profile = load_profile(args.profile)
     out = args.out or new_run_dir("crosscheck")
     out.mkdir(parents=True, exist_ok=True)
@@ -183,14 +185,11 @@ def run(args: argparse.Namespace) -> int:
     print(format_points(points))
     worst = max(max(abs(p.p50_error), abs(p.throughput_error)) for p in points)
     write_parquet(out / "crosscheck.parquet", pd.DataFrame([p.row() for p in points]))
-    cmd = (f"servelab crosscheck --profile {args.profile or '(default)'} --model {args.model} "
-           f"--concurrency {' '.join(args.concurrency)} --loads "
-           f"{' '.join(map(str, args.loads))} --duration {args.duration:g} --seed {args.seed}")
     write_json(out / "summary.json", {
         "points": [p.row() for p in points], "worst_error": worst,
-        "profile_source": profile.machine.source, "command": cmd,
+        "profile_source": profile.machine.source, **meta,
     })
-    print(f"worst error {worst:.0%}; results in {out}\nreproduce: {cmd}")
+    print(f"worst error {worst:.0%}; results in {out}\nreproduce: {meta['command']}")
     return 0
 
 

@@ -82,10 +82,13 @@ def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from servelab import cli
+    from servelab.calibrate import commands as cal
     from servelab.calibrate.commands import calibrate, default_out, show
     from servelab.core.profile import Profile
+    from servelab.reproduce import command_line, parse, run_metadata
     from servelab.results import new_run_dir, write_json
 
+    meta = run_metadata(command_line("demo", add_arguments, args, omit=("out",)))
     out = args.out or new_run_dir("demo")
     out.mkdir(parents=True, exist_ok=True)
     t_all = time.perf_counter()
@@ -94,15 +97,19 @@ def run(args: argparse.Namespace) -> int:
     prof_path = default_out(quick=True)
     if args.variant == "tiny":
         prof_path = prof_path.with_name(prof_path.stem + "-tiny.json")
+    cal_args = parse("calibrate", cal.add_arguments,
+                     ["--quick", "--out", str(prof_path), "--variant", args.variant,
+                      "--models", "mobilenet_v2", "distilbert", "lstm_forecaster"])
     if prof_path.exists() and not args.recalibrate:
         profile = Profile.load(prof_path)
         print(f"cached profile {prof_path} (measured {profile.machine.date}; --recalibrate to redo)")
     else:
-        profile, _ = calibrate(prof_path, quick=True, models=["mobilenet_v2", "distilbert",
-                                                             "lstm_forecaster"],
-                               variant=args.variant, progress=True)
+        profile, _ = calibrate(prof_path, quick=True, models=cal_args.models,
+                               variant=cal_args.variant, progress=True,
+                               command=command_line("calibrate", cal.add_arguments, cal_args))
     print(show(profile))
-    print(f"[{time.perf_counter() - t:.0f}s] reproduce: servelab calibrate --quick --out {prof_path}")
+    print(f"[{time.perf_counter() - t:.0f}s] reproduce: "
+          f"{command_line('calibrate', cal.add_arguments, cal_args)}")
 
     t = _stage(2, "simulate a sweep with that profile")
     sweep_out = out / "sweep"
@@ -140,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
                   f"reward Spearman {sp} (target 0.8), simulator's top pick {tp} of the live "
                   f"best (target 95%); details in {live.out}")
     write_json(out / "summary.json", {
-        "profile": str(prof_path), "oracle": oracle.to_dict(orient="records"),
+        **meta, "profile": str(prof_path), "oracle": oracle.to_dict(orient="records"),
         "validate": {"out": str(live.out), "figures": figures,
                      "command": live.summary["command"]} if live is not None else None,
     })

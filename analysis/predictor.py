@@ -39,6 +39,7 @@ from servelab.core.learned import (
     save,
 )
 from servelab.core.requests import Request
+from servelab.reproduce import command_line
 
 DEFAULTS: dict[str, Any] = {
     "batch_size": 1, "queue_len": 0, "cpu_util": 0.0, "concurrency": "threads",
@@ -244,10 +245,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.synthetic:
         df = synthetic_traces(args.synthetic, args.seed)
-        source = f"--synthetic {args.synthetic}"
     elif args.traces:
         df = _read_traces(args.traces)
-        source = "--traces " + " ".join(args.traces)
     else:
         raise ValueError("give --traces PATH... or --synthetic N")
     path = Path(args.model_file)
@@ -270,5 +269,5 @@ def run(args: argparse.Namespace) -> int:
     warm = prediction_cost_us(predictor, test_df, warm=True)
     print(f"prediction cost: {cold:.1f} us/request amortised building tables on demand, "
           f"{warm:.1f} us with the tables built at start-up as servers do (target <= 50)")
-    print(f"reproduce: servelab predictor {args.action} {source} --model-file {path}")
+    print(f"reproduce: {command_line('predictor', add_arguments, args)}")
     return 0

@@ -54,7 +54,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import shlex
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -699,21 +698,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def command_line(args: argparse.Namespace) -> str:
     """The ``servelab sched-study`` command that reproduces ``args`` (defaults left out)."""
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    defaults = vars(parser.parse_args([]))
-    argv = ["servelab", "sched-study"]
-    for k, v in sorted(vars(args).items()):
-        if k == "out" or v is None or v is False or v == defaults.get(k):
-            continue
-        flag = "--" + k.replace("_", "-")
-        if v is True:
-            argv.append(flag)
-        elif isinstance(v, list):
-            argv += [flag, *map(str, v)]
-        else:
-            argv += [flag, str(v)]
-    return shlex.join(argv)
+    from servelab.reproduce import command_line as line
+
+    return line("sched-study", add_arguments, args, omit=("out",))
 
 
 def _json_cells(cells: pd.DataFrame) -> list[dict[str, Any]]:
@@ -721,6 +708,7 @@ def _json_cells(cells: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from servelab.reproduce import run_metadata
     from servelab.results import new_run_dir, write_json, write_parquet
     from servelab.workloads import load_workload
 
@@ -732,7 +720,7 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     cmd = command_line(args)
     summary: dict[str, Any] = {
-        "command": cmd, "profile": args.profile or "(design-doc default)",
+        **run_metadata(cmd), "profile": args.profile or "(design-doc default)",
         "profile_source": profile.machine.source, "workload": spec.to_dict(),
         "definitions": {
             "wait": "start - enqueue (time to first service), ok requests after the warm-up",

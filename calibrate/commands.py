@@ -22,6 +22,7 @@ from typing import Any
 from servelab.calibrate import plan as planmod
 from servelab.core.profile import Profile
 from servelab.machine import machine_key, machine_metadata
+from servelab.reproduce import command_line
 
 PROFILE_DIR = Path("results") / "profiles"
 
@@ -50,13 +51,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def calibrate(
     out: Path, quick: bool, models: list[str], variant: str = "full",
     only: list[str] | None = None, fresh: bool = False, progress: bool = True, plots: bool = True,
+    command: str = "",
 ) -> tuple[Profile, dict[str, Any]]:
-    """Run (or resume) a calibration and write the profile, raw samples, summary and plots."""
+    """Run (or resume) a calibration and write the profile, raw samples, summary and plots
+    (``command``: the line that reproduces it, recorded in the summary)."""
     from servelab.calibrate.build import build_profile, samples_table
     from servelab.calibrate.runner import run_points
+    from servelab.reproduce import run_metadata
     from servelab.results import write_json, write_parquet
 
     meta = machine_metadata(import_torch=True)
+    started = run_metadata(command, meta)
     points = planmod.plan(quick=quick, cores=meta["cores"], models=tuple(models), variant=variant)
     if only:
         points = [p for p in points if p.bench in only]
@@ -73,7 +78,7 @@ def calibrate(
     profile, summary = build_profile(results, meta, source)
     profile.save(out)
     write_parquet(out.with_suffix(".samples.parquet"), samples_table(results))
-    summary["machine_key"] = machine_key(meta)
+    summary = {**started, **summary, "machine_key": machine_key(meta)}
     write_json(out.with_suffix(".summary.json"), summary)
     if plots:
         from servelab.calibrate.plots import plot_profile
@@ -173,14 +178,15 @@ def run(args: argparse.Namespace) -> int:
     if args.profiles:
         raise ValueError("profile paths go with 'show' or 'compare'; use --out to name the output")
     out = args.out or default_out(args.quick)
+    cmd = command_line("calibrate", add_arguments, argparse.Namespace(**{**vars(args), "out": out}))
     t0 = time.perf_counter()
     profile, _ = calibrate(
         out, args.quick, args.models, args.variant, args.only, args.fresh,
         progress=not args.no_progress and sys.stderr.isatty(), plots=not args.no_plots,
+        command=cmd,
     )
     print(show(profile))
     print(f"\nprofile: {out}  (raw samples {out.with_suffix('.samples.parquet')}, "
           f"plots {out.with_suffix('.plots')}/) in {time.perf_counter() - t0:.0f}s")
-    cmd = "servelab calibrate" + (" --quick" if args.quick else "") + f" --out {out}"
     print(f"reproduce: {cmd}")
     return 0

@@ -22,7 +22,6 @@ import logging
 import os
 import queue as queue_mod
 import resource
-import shlex
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -32,6 +31,7 @@ import numpy as np
 
 from servelab.ffi.kernels import KERNELS
 from servelab.machine import machine_metadata
+from servelab.reproduce import command_line, run_metadata
 
 log = logging.getLogger(__name__)
 
@@ -402,18 +402,11 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
     )
 
 
-def reproduce_command(cfg: StudyConfig) -> str:
-    """The command line that repeats this study (every option spelled out)."""
-    parts = ["servelab", "gil-study", "--variants", *cfg.variants, "--ops", *cfg.ops,
-             "--workers", *map(str, cfg.workers), "--modes", *cfg.modes,
-             "--duration", f"{cfg.duration_s:g}", "--warmup", f"{cfg.warmup_s:g}"]
-    if "lstm" in cfg.ops:
-        parts += ["--lookback", str(cfg.lookback), "--batch", str(cfg.batch),
-                  "--model-variant", cfg.model_variant]
-    if "preprocess" in cfg.ops:
-        parts += ["--images", str(cfg.images)]
-    parts += ["--seed", str(cfg.seed), "--repeat", str(cfg.repeat)]
-    return " ".join(shlex.quote(p) for p in parts)
+def reproduce_command(args: argparse.Namespace, cfg: StudyConfig) -> str:
+    """The command line that repeats this study (durations resolved, the folder left out)."""
+    resolved = argparse.Namespace(**{**vars(args), "duration": cfg.duration_s,
+                                     "warmup": cfg.warmup_s})
+    return command_line("gil-study", add_arguments, resolved, omit=("out", "no_plot"))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -430,7 +423,7 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     machine = machine_metadata()
     builds = compiled_available()
-    command = reproduce_command(cfg)
+    command = reproduce_command(args, cfg)
     n_points = len(cfg.ops) * len(cfg.variants) * len(cfg.modes) * len(cfg.workers) * cfg.repeat
     note = (f"machine: {machine['cores']} usable CPUs ({machine['cpu_model']}), shared with "
             "other jobs: absolute numbers drift with their load (load average recorded per "
@@ -457,9 +450,8 @@ def run(args: argparse.Namespace) -> int:
     table = format_table(df)
     summary = {
         "kind": "gil-study",
-        "command": command,
+        **run_metadata(command, machine),
         "config": asdict(cfg),
-        "machine": machine,
         "compiled_builds": builds,
         "fallback_variants": fallback,
         "loadavg_start": load_start,

@@ -15,16 +15,17 @@ from __future__ import annotations
 
 import argparse
 import shlex
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from servelab.core.config import add_dataclass_args, from_args, opt
+from servelab.core.config import add_dataclass_args, from_args, opt, to_flags
 from servelab.loadgen.accounting import LAG_LIMIT_S
 from servelab.loadgen.generator import SenderOptions
 from servelab.loadgen.runner import LoadConfig, run_load
 from servelab.loadgen.stub import StubConfig, StubProcess
 from servelab.machine import machine_metadata
+from servelab.reproduce import run_metadata
 
 
 @dataclass(frozen=True)
@@ -77,15 +78,10 @@ def bench(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
                 ),
                 "run": str(out / f"p{p}"),
             })
-    args = ["servelab", "bench", "load", "--rate", f"{cfg.rate:g}",
-            "--duration", f"{cfg.duration:g}", "--warmup", f"{cfg.warmup:g}",
-            "--processes", *map(str, cfg.processes), "--workload", cfg.workload,
-            "--delay-ms", f"{cfg.delay_ms:g}"]
-    args += ["--binary"] if cfg.binary else []
-    args += ["--realtime"] if cfg.realtime else []
+    command = shlex.join(["servelab", "bench", "load", *to_flags(replace(cfg, out=None))])
     result = {
-        "kind": "bench-load", "command": shlex.join(args), "config": asdict(cfg),
-        "machine": machine, "runs": rows,
+        "kind": "bench-load", **run_metadata(command, machine), "config": asdict(cfg),
+        "runs": rows,
     }
     write_json(out / "summary.json", result)
     result["path"] = str(out)

@@ -8,7 +8,6 @@ columns) and ``summary.json`` into the run's folder.
 
 from __future__ import annotations
 
-import datetime as _dt
 import logging
 import shlex
 import time
@@ -29,7 +28,7 @@ from servelab.loadgen.processes import run_senders
 from servelab.loadgen.progress import Progress
 from servelab.loadgen.schedule import Schedule, prepare_spec
 from servelab.loadgen.target import check_models
-from servelab.machine import machine_metadata
+from servelab.reproduce import run_metadata
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +109,7 @@ def run_load(
     target = Target.parse(cfg.target)
     if cfg.check_models:
         check_models(target, spec.models)
-    started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    machine = machine_metadata()
+    meta = run_metadata(command_line(cfg, sender, spec))
     t = time.perf_counter()
     schedule = Schedule.from_spec(spec)
     payloads = Payloads.build(schedule, target, make_input, binary=cfg.binary, seed=spec.seed)
@@ -140,13 +138,14 @@ def run_load(
         "kind": "load",
         "workload": spec.name,
         "target": target.url,
-        "command": command_line(cfg, sender, spec),
-        "started_at": started,
+        "command": meta["command"],
+        "started_at": meta["started_at"],
+        "servelab": meta["servelab"],
         "processes": cfg.processes,
         "warmup_s": spec.warmup_s,
         **summarize(records, schedule.duration, spec.mean_rate()),
         "options": {**asdict(sender), "binary": cfg.binary, "config_id": cfg.config_id},
-        "machine": machine,
+        "machine": meta["machine"],
         "spec": spec.to_dict(),
     }
     path = None

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from servelab.core.config import ServerConfig
-from servelab.machine import machine_metadata
+from servelab.reproduce import command_line, run_metadata
 from servelab.servers import launch
 from servelab.servers.base import SETUPS, ServeOptions
 from servelab.servers.bench_client import Client, LoadResult
@@ -237,8 +237,10 @@ def run(args: argparse.Namespace) -> int:
     logdir.mkdir()
     steps: list[dict[str, Any]] = []
     records: list[dict[str, Any]] = []
-    summary: dict[str, Any] = {"schema": 1, "machine": machine_metadata(import_torch=True), "args": vars(args),
-                               "throughput": [], "overhead": [], "memory": []}
+    summary: dict[str, Any] = {
+        "version": 1, **run_metadata(command_line("bench serve", add_arguments, args),
+                                     import_torch=True),
+        "throughput": [], "overhead": [], "memory": []}
     batching = []
     for item in args.batching:
         b, _, t = item.partition(":")
@@ -332,7 +334,7 @@ def _memory_row(label: str, model: str, w: int, st: dict[str, Any],
 
 
 def _print(summary: dict[str, Any], out: Path) -> None:
-    print(f"results: {out}")
+    print(f"results: {out}\nreproduce: {summary['command']}")
     if summary["overhead"]:
         print("\nper-request overhead (noop model, one connection, closed loop):")
         for o in summary["overhead"]:

@@ -33,6 +33,7 @@ import simpy
 from servelab.core.config import ServerConfig
 from servelab.core.profile import default_profile
 from servelab.core.workload import ArrivalSpec, SizeDist, WorkloadSpec
+from servelab.reproduce import command_line, run_metadata
 from servelab.results import new_run_dir, write_json, write_parquet
 from servelab.sim.run import simulate
 from servelab.workloads import load_workload
@@ -171,10 +172,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.requests < 1000 or args.repeats < 1:
         raise ValueError("--requests must be >= 1000 and --repeats >= 1")
+    meta = run_metadata(command_line("bench sim", add_arguments, args, omit=("out",)))
     report = bench(args.requests, args.repeats, args.quick)
     out = args.out if args.out is not None else new_run_dir("bench-sim")
-    write_json(out / "bench.json", report)
+    write_json(out / "bench.json", {**report, **meta})
     write_parquet(out / "bench.parquet", pd.DataFrame(report["cases"]))
     print(format_report(report))
-    print(f"wrote {out / 'bench.json'}")
+    print(f"wrote {out / 'bench.json'}\nreproduce: {meta['command']}")
     return 0

@@ -17,6 +17,7 @@ from typing import Any
 from servelab.core.config import ServerConfig, add_dataclass_args, from_args
 from servelab.core.profile import Profile, load_profile
 from servelab.core.workload import WorkloadSpec
+from servelab.reproduce import command_line, run_metadata
 from servelab.results import new_run_dir, write_json, write_parquet
 from servelab.sim.run import PREDICTORS, format_summary, simulate
 from servelab.workloads import load_workload
@@ -117,6 +118,7 @@ def profile_from_args(args: argparse.Namespace) -> Profile:
 
 
 def run(args: argparse.Namespace) -> int:
+    meta = run_metadata(command_line("simulate", add_arguments, args, omit=("out",)))
     config = config_from_args(args)
     spec = named_workload(args.workload, args.duration)
     if args.rate_scale != 1.0:
@@ -133,7 +135,9 @@ def run(args: argparse.Namespace) -> int:
     write_parquet(out / "records.parquet", res.records)
     write_json(out / "summary.json", {
         **res.summary, "workload_spec": res.workload.to_dict(), "rate_scale": args.rate_scale,
+        **meta,
     })
     print(format_summary(res.summary))
     print(f"wrote {out / 'records.parquet'} and {out / 'summary.json'}")
+    print(f"reproduce: {meta['command']}")
     return 0

@@ -16,6 +16,7 @@ import logging
 from pathlib import Path
 
 from servelab.core.config import ServerConfig, add_dataclass_args
+from servelab.reproduce import command_line, run_metadata
 from servelab.results import new_run_dir, write_json, write_parquet
 from servelab.sim.cmd_simulate import (
     add_common_arguments,
@@ -67,6 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    meta = run_metadata(command_line("sweep", add_arguments, args, omit=("out",)))
     slo = parse_slo(args.slo_ms)
     if args.objective == "goodput" and slo is None:
         raise ValueError("--objective goodput needs --slo-ms")
@@ -90,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         "grid": args.grid, "configs": [c.to_dict() for c in configs],
         "scales": args.scales, "seeds": args.seeds, "predictor": args.predictor,
         "slo_ms": slo, "objective": args.objective, "profile": profile.digest,
-        "profile_source": profile.machine.source, "points": len(points),
+        "profile_source": profile.machine.source, "points": len(points), **meta,
     })
     print(
         f"sweep: {len(workloads)} workload(s) x {len(configs)} config(s) x {len(args.scales)} "
@@ -116,4 +118,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"\noracle ({args.objective}: {OBJECTIVES[args.objective]}):")
         print(format_oracle(oracle))
     print(f"\nwrote {out / 'sweep.parquet'} ({len(outcome.table)} rows)")
+    print(f"reproduce: {meta['command']}")
     return 1 if outcome.failed else 0

@@ -90,6 +90,7 @@ def validate(grid: Grid, profile: Profile, out: Path, backend: Backend | None = 
     stops before the work that would overrun it (figures over the points measured so far;
     resume to finish)."""
     from servelab.analysis.validate.plots import plot_ranks, plot_scatter
+    from servelab.reproduce import run_metadata
     from servelab.results import write_json
 
     out.mkdir(parents=True, exist_ok=True)
@@ -116,7 +117,7 @@ def validate(grid: Grid, profile: Profile, out: Path, backend: Backend | None = 
     except KeyError:  # stopped before every capacity was measured
         c_ref = {}
     summary = {
-        "kind": "validate", "split": SPLIT, "command": command,
+        "kind": "validate", "split": SPLIT, **run_metadata(command),
         "resume": f"servelab validate --resume {shlex.quote(str(out))}",
         "profile": {"digest": profile.digest, "source": profile.machine.source,
                     "path": profile_path, "measured": profile.machine.date},
@@ -203,24 +204,12 @@ def build_grid(args: argparse.Namespace) -> Grid:
 
 
 def command_line(args: argparse.Namespace) -> str:
-    """``servelab validate`` with the flags given (the run folder left out)."""
-    argv = ["servelab", "validate"]
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    for a in parser._actions:
-        if not a.option_strings or a.dest in ("help", "out", "resume", "no_progress", "budget"):
-            continue
-        v = getattr(args, a.dest, None)
-        if v is None or v is False or v == a.default:
-            continue
-        flag = a.option_strings[0]
-        if v is True:
-            argv.append(flag)
-        elif isinstance(v, list | tuple):
-            argv += [flag, *map(str, v)]
-        else:
-            argv += [flag, str(v)]
-    return shlex.join(argv)
+    """``servelab validate`` with the flags given (the run folder, resuming, progress and the
+    time budget left out)."""
+    from servelab.reproduce import command_line as line
+
+    return line("validate", add_arguments, args,
+                omit=("out", "resume", "no_progress", "budget"))
 
 
 def run(args: argparse.Namespace) -> int:
