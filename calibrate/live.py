@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from servelab.calibrate.benches.frontend import WORKERS as FRONTEND_WORKERS
 from servelab.calibrate.fit import fit_gil
 from servelab.core.profile import ClientCost, CostCurve, FrontEndCost, GilCost, ModelProfile
 
@@ -125,6 +126,38 @@ def service_scales(runs: Sequence[Mapping[str, Any]],
     return {m: float(np.clip(np.median(v), 0.5, 3.0)) for m, v in by_model.items()}
 
 
+def expected_cold(mp: ModelProfile, rate: float, workers: int, busy_s: float) -> float:
+    """The mean cold-cache extra (``mp.cold_extra``) per request of a Poisson stream at
+    ``rate`` shared round-robin by ``workers`` (the live pools hand work to the longest-idle
+    worker): a worker's idle gap is an Erlang(workers, rate) inter-arrival less its own busy
+    time ``busy_s``, averaged over 64 quantiles."""
+    if not mp.cold or not rate > 0:
+        return 0.0
+    from scipy.stats import gamma
+
+    q = (np.arange(64) + 0.5) / 64
+    gaps = np.maximum(gamma.ppf(q, max(workers, 1), scale=1.0 / rate) - busy_s, 0.0)
+    return float(np.mean([mp.cold_extra(g) for g in gaps]))
+
+
+def inference_scales(runs: Sequence[Mapping[str, Any]], models: Mapping[str, ModelProfile],
+                     workers: int) -> dict[str, float]:
+    """Per model, the in-server inference CPU per request, less the cold extra expected at the
+    run's gaps, over the benchmarked service time (median over its runs; clipped to [0.5, 3]):
+    what the server adds to every inference whatever the load."""
+    by_model: dict[str, list[float]] = defaultdict(list)
+    for run in runs:
+        mp = models.get(run["model"])
+        if mp is None or not run.get("requests") or not run.get("inference_s"):
+            continue
+        solo = mp.mean_service(max(run["size"], 1.0))
+        rate = run["requests"] / run["seconds"] if run.get("seconds") else 0.0
+        cold = expected_cold(mp, rate, workers, run["inference_s"])
+        if solo > 0:
+            by_model[run["model"]].append((run["inference_s"] - cold) / solo)
+    return {m: float(np.clip(np.median(v), 0.5, 3.0)) for m, v in by_model.items()}
+
+
 def frontend_costs(results: Sequence[Result], gil: GilCost, notes: list[str],
                    models: Mapping[str, ModelProfile] | None = None) -> tuple[
         dict[str, FrontEndCost], ClientCost]:
@@ -154,6 +187,8 @@ def frontend_costs(results: Sequence[Result], gil: GilCost, notes: list[str],
             cpu=cpu, convoy=convoy, serial=setup.startswith("async"),
             latency_s=handoff_latency(r["runs"]),
             service_scale=service_scales(r["runs"], models or {}),
+            inference_scale=inference_scales(r["runs"], models or {},
+                                             int(r.get("workers", FRONTEND_WORKERS))),
             fit={"probe_idle_s": r["probe_idle_s"], "probe_delta_s": r["probe_delta_s"],
                  "runs": [{k: v for k, v in run.items()} for run in r["runs"]],
                  "inference_threads": r.get("inference_threads", 0)},
@@ -163,6 +198,7 @@ def frontend_costs(results: Sequence[Result], gil: GilCost, notes: list[str],
         out["async-inline"] = FrontEndCost(
             cpu=fe.cpu, convoy={}, serial=True, in_share=fe.in_share,
             latency_s=fe.latency_s, service_scale=fe.service_scale,
+            inference_scale=fe.inference_scale,
             fit={"method": "async-thread's front end (the same uvicorn/FastAPI path); no "
                            "convoy: inference runs on the loop's own thread"},
         )
@@ -199,7 +235,8 @@ def describe(fe: Mapping[str, FrontEndCost], client: ClientCost, gil: GilCost) -
         cpu = "  ".join(f"{m} {c(c.points[0][0] if c.points else 32) * 1e3:.2f}"
                         for m, c in f.cpu.items())
         conv = "  ".join(f"{m} {v * 1e3:.2f}" for m, v in f.convoy.items())
-        scale = "  ".join(f"{m} x{v:.2f}" for m, v in f.service_scale.items())
+        scale = "  ".join(f"{m} x{v:.2f} (x{f.inference_scale.get(m, math.nan):.2f} warm)"
+                          for m, v in f.service_scale.items())
         lines.append(f"front end {setup:<13}: CPU ms/request {cpu}; convoy ms {conv or '-'}; "
                      f"hand-off latency {f.latency_s * 1e3:.2f} ms; in-server inference "
                      f"{scale or '-'}")

@@ -107,8 +107,12 @@ class SimServer:
         self.preemptive = policy.preemptive
         inline = config.concurrency == "async" and config.offload == "inline"
         self.workers = 1 if inline else config.workers  # inline: the event loop is the worker
-        self.free: list[int] = list(range(self.workers - 1, -1, -1))
-        self._last_end = [-math.inf] * self.workers  # when each worker last finished a batch
+        self.free: deque[int] = deque(range(self.workers))
+        """Idle workers, longest idle first: the live pools' workers wait on one condition
+        variable, whose notify wakes the longest waiter, so work goes round the pool."""
+        self._last_end: dict[tuple[int, str], float] = {}
+        """When each worker last finished a batch of each model: a model's caches go cold
+        while the worker (or the core under it) runs anything else, not only while it idles."""
         self._batch_timer: Timeout | None = None
         self._batch_timer_at = math.inf
         self.locking = inference_in_threads(config) and config.model_lock != "none"
@@ -204,13 +208,13 @@ class SimServer:
         sched = self.scheduler
         free = self.free
         while free:
-            got = sched.take(now, free[-1])
+            got = sched.take(now, free[0])
             if got is None:
                 break
             if isinstance(got, float):
                 self._wake_at(got, now)
                 break
-            free.pop()
+            free.popleft()
             self._start(got, now)
         if self._has_deadlines:
             self._expired(now)
@@ -252,7 +256,7 @@ class SimServer:
         mp = batch.mp
         if mp is None or not mp.cold:
             return 0.0
-        return mp.cold_extra(now - self._last_end[batch.worker])
+        return mp.cold_extra(now - self._last_end.get((batch.worker, batch.model), -math.inf))
 
     def _run(self, batch: SimBatch, now: float) -> None:
         batch.seg_start = now
@@ -318,7 +322,7 @@ class SimServer:
             else:
                 self._locks[batch.lock] = None
         self.free.append(batch.worker)
-        self._last_end[batch.worker] = now
+        self._last_end[(batch.worker, batch.model)] = now
         if self.policy:
             self._dispatch(now)
 

@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 
 MODELS = ("mobilenet_v2", "distilbert", "lstm_forecaster")
+WORKERS = 2
+"""The measured servers' pool size."""
 RUNS = (("mobilenet_v2", 32), ("distilbert", None), ("lstm_forecaster", 96),
         ("lstm_forecaster", 720))
 """(model, fixed input size or None for the workload default)."""
@@ -166,7 +168,7 @@ def measure(params: Mapping[str, Any], warmups: int, samples: int) -> dict[str, 
     seconds = float(params.get("seconds", 2.0))
     probe_s = float(params.get("probe_seconds", 1.5))
     models = tuple(params.get("models", MODELS))
-    config = ServerConfig(concurrency=conc, offload=offload or "thread", workers=2,
+    config = ServerConfig(concurrency=conc, offload=offload or "thread", workers=WORKERS,
                           models=(*models, "noop"), queue_capacity=1024)
     bodies = _bodies(variant)
     runs, convoy = [], {}
@@ -195,4 +197,4 @@ def measure(params: Mapping[str, Any], warmups: int, samples: int) -> dict[str, 
     return {"samples": [r["frontend_s"] for r in runs], "setup": setup, "runs": runs,
             "probe_idle_s": float(np.median(idle)), "probe_delta_s": convoy,
             "probes": {k: [float(x) for x in v] for k, v in probes.items()},
-            "inference_threads": len(inference)}
+            "inference_threads": len(inference), "workers": WORKERS}

@@ -23,6 +23,7 @@ that both drivers' float noise (the simulated CPU integrates time) cannot reorde
 
 from __future__ import annotations
 
+import collections
 import heapq
 import itertools
 import math
@@ -145,7 +146,8 @@ def run_engine(
     preemptive = pol.preemptive
     events: list[tuple[float, int, str, Any]] = []
     seq = itertools.count()
-    free = list(range(config.workers - 1, -1, -1))  # the simulator's order: a stack
+    # Longest idle first, as live pool threads waiting on one condition variable are woken.
+    free = collections.deque(range(config.workers))
     log: list[Dispatch] = []
     pending = {"wake": math.inf, "reap": math.inf}
 
@@ -154,13 +156,13 @@ def run_engine(
 
     def dispatch(now: float) -> None:
         while free:
-            job, wait = eng.poll(worker=free[-1])
+            job, wait = eng.poll(worker=free[0])
             if job is None:
                 if wait is not None and now + wait < pending["wake"]:
                     pending["wake"] = now + wait
                     at(now + wait, "wake")
                 return
-            free.pop()
+            free.popleft()
             log.append((now, job.worker, tuple(r.id for r in job.requests), job.preemptions))
             total = batch_seconds(job.model, len(job.requests))
             if preemptive:

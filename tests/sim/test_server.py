@@ -13,6 +13,7 @@ import pytest
 from servelab.core.config import ServerConfig
 from servelab.core.profile import (
     CostCurve,
+    FrontEndCost,
     GilCost,
     Interference,
     MachineInfo,
@@ -331,3 +332,41 @@ def test_a_batch_after_an_idle_gap_pays_the_cold_extra():
     res = simulate(cfg(workers=1), spec, prof)
     # first is cold (the worker never ran): 1.5; second right after: 2.5; third: 4 + 1.5
     assert ends(res) == [pytest.approx(1.5), pytest.approx(2.5), pytest.approx(5.5)]
+
+
+def test_a_model_goes_cold_while_its_worker_runs_another():
+    # One worker: a (1 s), then b (1 s), then a again.  a's caches went cold while b ran
+    # (0.5 s extra after a 1 s gap), though the worker never sat idle; b is never cold.
+    a = replace(ideal().models["m"], cold=((0.0, 0.0), (1.0, 0.5)))
+    prof = replace(ideal(cores=1), models={"a": a, "b": ideal().models["m"]})
+    one = ArrivalSpec(kind="trace", times=(0.0,))
+    spec = WorkloadSpec(
+        name="ab", duration=4.0, arrival=one, mix={"a": 1.0, "b": 1.0},
+        sizes={"a": SizeDist(), "b": SizeDist()}, seed=0,
+        phases=(Phase(0.01, one, mix={"a": 1.0}), Phase(0.01, one, mix={"b": 1.0}),
+                Phase(3.98, one, mix={"a": 1.0})))
+    res = simulate(cfg(workers=1, models=("a", "b")), spec, prof)
+    order = res.records.sort_values("start")[["model", "start", "end"]]
+    assert order["model"].tolist() == ["a", "b", "a"]
+    # a's first run is cold (never ran): 1.5; b: 2.5; a after b: 2.5 + 1 + 0.5
+    assert order["end"].round(9).tolist() == [1.5, 2.5, 4.0]
+
+
+def test_idle_workers_take_turns_like_the_live_pools():
+    # Spaced requests on 2 workers: the longest-idle worker takes each (round robin), as
+    # pool threads waiting on one condition variable are woken in the order they waited.
+    spec = replace(burst(1), arrival=ArrivalSpec(kind="trace", times=(0.0, 2.0, 4.0, 6.0)),
+                   duration=8.0)
+    res = simulate(cfg(workers=2), spec, ideal())
+    assert res.records.sort_values("start")["worker"].tolist() == [0, 1, 0, 1]
+
+
+def test_the_setups_measured_inference_scale_stretches_every_inference():
+    base = ideal(cores=1)
+    scaled = replace(base, frontend={"processes": FrontEndCost(inference_scale={"m": 1.5})})
+    spec = replace(burst(1), arrival=ArrivalSpec(kind="trace", times=(0.0, 3.0)), duration=6.0)
+    procs = cfg(workers=1, concurrency="processes")
+    assert ends(simulate(procs, spec, base)) == [1.0, 4.0]
+    assert ends(simulate(procs, spec, scaled)) == [1.5, 4.5]
+    # another setup's scale does not apply
+    assert ends(simulate(cfg(workers=1), spec, scaled)) == [1.0, 4.0]
