@@ -22,7 +22,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy core sim
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -rs  # -rs: say which tests skipped and why (e.g. no chromium)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
