@@ -125,9 +125,11 @@ class ChangeDetect(PolicyWrapper):
         self._pulls[arm] = n + 1
         if n + 1 < w:
             return
-        start = (n + 1) % w  # the oldest of the last w rewards
-        ordered = np.concatenate((self._rewards[arm, start:], self._rewards[arm, :start]))
-        older, newer = ordered[: w // 2].mean(), ordered[w // 2:].mean()
+        row, h = self._rewards[arm], w // 2
+        s = (n + 1 - h) % w  # the slot of the oldest reward in the newer half
+        newer = row[s:s + h].sum() if s + h <= w else row[s:].sum() + row[:s + h - w].sum()
+        older = row.sum() - newer
+        newer, older = newer / h, older / h
         if abs(newer - older) > self.reward_threshold:
             self.reset([arm])
             self.arm_resets += 1
