@@ -16,9 +16,9 @@ draining the old one): ``cost[from][to]`` seconds during which the server earns 
 3. the inner policy insists (*explore*): either arm has no estimate yet, or the inner policy
    has asked to move in ``cost / (explore_share · window_s)`` windows since the last switch.
    An optimistic policy's exploration is thus honoured, but rarely enough that exploratory
-   switches cost at most about ``explore_share`` of the time; a free switch is honoured at once, so with
-   zero cost, zero hysteresis and ``min_dwell = 1`` the wrapper plays exactly what its inner
-   policy plays.
+   switches cost at most about ``explore_share`` of the time.  A free switch is honoured at
+   once: with zero cost, zero hysteresis and ``min_dwell = 1`` the wrapper plays exactly what
+   its inner policy plays.
 
 Rewards pass through unchanged with the arm actually played, so the inner policy learns from
 what ran.  ``last_reason`` says in one line why the policy switched or stayed; ``switches``
