@@ -9,7 +9,8 @@ Garivier & Moulines write the bonus as ``B sqrt(ξ ln min(t, τ) / N)``: ``alpha
 for rewards bounded by ``B = 1``, so their ξ = 0.6 is ``alpha ≈ 0.55``.  The window trades
 tracking against noise: they suggest ``τ ≈ 2 sqrt(T ln T / Υ)`` for ``Υ`` changes in ``T``
 decisions (about 140 for an hour of 1 s windows and six phases).  Keep it several times the
-number of arms, or the policy does little but re-explore.
+number of arms, or the policy does little but re-explore.  The window counts updates: a caller
+that updates every arm each decision (full-information training) covers fewer decisions.
 """
 
 from __future__ import annotations
