@@ -5,7 +5,8 @@ The line has two halves, ``"<what changed>: <why the new arm>"``:
 
 * *what changed* is the workload feature that moved most between the window the old arm was
   chosen in and the window that triggered the switch (a model's share, the request rate, input
-  sizes, the tail latency, CPU), e.g. "DistilBERT share rose to 50%";
+  sizes, the tail latency, CPU), e.g. "DistilBERT share rose to 50%" — scored so that a model's
+  share rising by half outranks a rate change of up to 20x (the mix decides what is GIL-bound);
 * *why* follows from how the two configurations differ (concurrency model, pool size,
   scheduler) and the facts this project measures: many small ops (MobileNetV2, the LSTM) hold
   the GIL, so threads stop scaling while processes do; big GEMMs (DistilBERT) release it, so
@@ -40,7 +41,10 @@ def what_changed(before: WindowStats | None, after: WindowStats) -> str:
         a, b = prev_mix.get(m, 0.0), after.mix.get(m, 0.0)
         if abs(b - a) >= 0.1:
             verb = "rose" if b > a else "fell"
-            candidates.append((abs(b - a) * 2, f"{_name(m)} share {verb} to {b:.0%}"))
+            # What rose explains more than what fell (weighted half); on ties a heavy
+            # (GIL-releasing) model before a light one.
+            score = abs(b - a) * (6 if b > a else 3) + 0.005 * (m not in GIL_BOUND)
+            candidates.append((score, f"{_name(m)} share {verb} to {b:.0%}"))
     if before is not None and before.offered > 0 and after.offered > 0:
         r = after.offered / before.offered
         if r >= 1.5 or r <= 1 / 1.5:
@@ -94,6 +98,9 @@ def why(old: ServerConfig, new: ServerConfig, after: WindowStats, cores: int) ->
         return (f"{new.workers} workers instead of {old.workers}: fewer runnable workers than "
                 f"{cores} cores' worth of contention, less context switching")
     if old.scheduler != new.scheduler:
+        if after.mix and max(after.mix.values()) >= 0.95:
+            return (f"with {_name(top)} alone every request costs about the same, so {new.scheduler} "
+                    f"orders like FIFO; the in-place change costs nothing")
         return {
             "sjf": "SJF runs short requests first, so fast ones stop queuing behind slow ones",
             "mlfq": "MLFQ preempts long requests at stage boundaries, so short ones overtake",

@@ -46,7 +46,7 @@ function lineChart(canvas, xs, series, switches, opts) {
     ctx.strokeStyle = MARKER; ctx.setLineDash([4, 3]);
     ctx.beginPath(); ctx.moveTo(x, T); ctx.lineTo(x, H - B); ctx.stroke();
     ctx.setLineDash([]); ctx.fillStyle = MARKER;
-    ctx.fillText("→ " + sw.to_label, Math.min(x + 3, W - 120), T + 10 + 12 * (markers % 3));
+    ctx.fillText("→ " + sw.to_label, Math.min(x + 3, W - 120), T + 24 + 12 * (markers % 3));
     markers++;
   }
   series.forEach((s) => {
@@ -60,7 +60,7 @@ function lineChart(canvas, xs, series, switches, opts) {
     ctx.stroke(); ctx.lineWidth = 1;
   });
   series.forEach((s, i) => {
-    ctx.fillStyle = s.color; ctx.fillText(s.label, W - R - 80, T + 12 + 12 * i);
+    ctx.fillStyle = s.color; ctx.fillText(s.label, L + 6 + 70 * i, T + 10);
   });
   return markers;
 }
