@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -158,6 +159,31 @@ def inference_scales(runs: Sequence[Mapping[str, Any]], models: Mapping[str, Mod
     return {m: float(np.clip(np.median(v), 0.5, 3.0)) for m, v in by_model.items()}
 
 
+def inline_cost(thread: FrontEndCost, measured: Mapping[str, Any] | None,
+                models: Mapping[str, ModelProfile]) -> FrontEndCost:
+    """Async inline's front end: async-thread's (the same uvicorn/FastAPI path, serial, no
+    convoy — inference runs on the loop's own thread).  Where inline was measured, the loop's
+    CPU per request less that front end is inline's in-server inference, whose scale can differ
+    from async-thread's (the loop's own work between inferences shares the core's caches)."""
+    if measured is None:
+        return replace(thread, convoy={}, fit={
+            "method": "async-thread's front end and inference scale (inline not measured)"})
+    runs = []
+    for run in measured["runs"]:
+        curve = thread.cpu.get(run["model"])
+        if not run["requests"] or curve is None:
+            continue
+        fe = float(curve(run["size"] or 1.0))
+        runs.append({**run, "frontend_s": fe, "inference_s": max(run["frontend_s"] - fe, 0.0)})
+    workers = 1  # the loop is the one worker
+    return replace(
+        thread, convoy={}, latency_s=handoff_latency(runs),
+        service_scale={**thread.service_scale, **service_scales(runs, models)},
+        inference_scale={**thread.inference_scale, **inference_scales(runs, models, workers)},
+        fit={"method": "async-thread's front end; the loop's CPU per request less it is "
+                       "inline's inference", "runs": runs})
+
+
 def frontend_costs(results: Sequence[Result], gil: GilCost, notes: list[str],
                    models: Mapping[str, ModelProfile] | None = None) -> tuple[
         dict[str, FrontEndCost], ClientCost]:
@@ -165,13 +191,17 @@ def frontend_costs(results: Sequence[Result], gil: GilCost, notes: list[str],
     generator's per-request CPU (pooled over setups, time-proportional part removed)."""
     out: dict[str, FrontEndCost] = {}
     client_runs: list[Mapping[str, Any]] = []
+    inline: Mapping[str, Any] | None = None
     for r in results:
         setup = r["setup"]
+        client_runs.extend(run for run in r["runs"] if run["requests"])
+        if setup == "async-inline":
+            inline = r  # its loop runs inference too: split below, on async-thread's front end
+            continue
         by_model: dict[str, list[tuple[float, float]]] = defaultdict(list)
         for run in r["runs"]:
             if run["requests"]:
                 by_model[run["model"]].append((run["size"] or 1.0, run["frontend_s"]))
-                client_runs.append(run)
         cpu = {m: _curve(pts) for m, pts in by_model.items()}
         shared = setup in ("threads", "async-thread")
         convoy: dict[str, float] = {}
@@ -193,15 +223,8 @@ def frontend_costs(results: Sequence[Result], gil: GilCost, notes: list[str],
                  "runs": [{k: v for k, v in run.items()} for run in r["runs"]],
                  "inference_threads": r.get("inference_threads", 0)},
         )
-    if "async-thread" in out and "async-inline" not in out:
-        fe = out["async-thread"]
-        out["async-inline"] = FrontEndCost(
-            cpu=fe.cpu, convoy={}, serial=True, in_share=fe.in_share,
-            latency_s=fe.latency_s, service_scale=fe.service_scale,
-            inference_scale=fe.inference_scale,
-            fit={"method": "async-thread's front end (the same uvicorn/FastAPI path); no "
-                           "convoy: inference runs on the loop's own thread"},
-        )
+    if "async-thread" in out:
+        out["async-inline"] = inline_cost(out["async-thread"], inline, models or {})
     if not out:  # not planned: the simulator folds the microbenchmarked HTTP costs in
         return out, ClientCost()
     bg, per = client_background(client_runs)

@@ -18,8 +18,11 @@ FULL_SIZES = {
 IPC_BYTES = (100, 10_000, 1_000_000)
 FULL_IPC_BYTES = (100, 1_000, 10_000, 100_000, 1_000_000, 4_000_000)
 STACKS = ("threads", "processes", "async")
-LIVE_SETUPS = ("threads", "processes", "async-thread", "async-process")
-"""Setups whose front end is measured live (async inline reuses async-thread's: same stack)."""
+LIVE_SETUPS = ("threads", "processes", "async-thread", "async-process", "async-inline")
+"""Setups whose front end is measured live.  Async inline runs inference on the event loop's
+own thread, so its run measures the loop's CPU per request (front end and inference together,
+no convoy probes); the front end's share is async-thread's (the same uvicorn/FastAPI path) and
+the rest is inline's in-server inference."""
 
 
 def plan(
@@ -43,9 +46,11 @@ def plan(
     pts.append(Point("warmth", {"models": list(models), "variant": variant}, 3,
                      12 if quick else 40))
     for setup in LIVE_SETUPS:
+        inline = setup == "async-inline"
         pts.append(Point("frontend", {"setup": setup, "models": list(models), "variant": variant,
-                                      "seconds": 1.8 if quick else 6.0,
-                                      "probe_seconds": 1.0 if quick else 4.0}, 1, 1))
+                                      "seconds": (1.2 if inline else 1.8) if quick else 6.0,
+                                      "probe_seconds": 0.0 if inline else
+                                      1.0 if quick else 4.0}, 1, 1))
     sizes = SIZES if quick else FULL_SIZES
     samples = 5 if quick else 20
     for m in models:

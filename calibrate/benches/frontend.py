@@ -1,7 +1,7 @@
 """The live front end: one real server of a setup, driven by the real load generator.
 
-For one setup (``threads``, ``processes``, ``async-thread``, ``async-process``), with every
-model loaded and two workers:
+For one setup (``threads``, ``processes``, ``async-thread``, ``async-process``,
+``async-inline``), with every model loaded and two workers:
 
 1. **CPU per request**, per model (and LSTM lookback): servelab's open-loop generator sends a
    single-model Poisson stream at low load while the server's threads are read from
@@ -16,7 +16,8 @@ model loaded and two workers:
 2. **Convoy**: a probe client sends ``noop`` requests one at a time (20 ms apart) while a
    second client keeps one worker busy with one model, back to back; the probe's median
    latency minus its median on an idle server is the wait that model's inference adds to a
-   front-end pass.
+   front-end pass.  (Not with ``probe_seconds`` 0: async inline, whose inference runs on the
+   loop's own thread, has no inference threads to read and no convoy to probe.)
 """
 
 from __future__ import annotations
@@ -183,9 +184,9 @@ def measure(params: Mapping[str, Any], warmups: int, samples: int) -> dict[str, 
         for model, size in RUNS:
             if model in models:
                 runs.append(_cpu_run(srv, model, size, seconds, inference, pid, 2, workers))
-        idle = _probe(srv.url, bodies["noop"], probe_s)
+        idle = _probe(srv.url, bodies["noop"], probe_s) if probe_s > 0 else []
         probes = {"idle": idle}
-        for m in models:
+        for m in models if probe_s > 0 else ():
             stop = threading.Event()
             t = threading.Thread(target=_busy, args=(srv.url, bodies[m], m, stop), daemon=True)
             t.start()
@@ -195,6 +196,6 @@ def measure(params: Mapping[str, Any], warmups: int, samples: int) -> dict[str, 
             t.join(timeout=60)
             convoy[m] = float(np.median(probes[m]) - np.median(idle))
     return {"samples": [r["frontend_s"] for r in runs], "setup": setup, "runs": runs,
-            "probe_idle_s": float(np.median(idle)), "probe_delta_s": convoy,
+            "probe_idle_s": float(np.median(idle)) if idle else 0.0, "probe_delta_s": convoy,
             "probes": {k: [float(x) for x in v] for k, v in probes.items()},
             "inference_threads": len(inference), "workers": WORKERS}

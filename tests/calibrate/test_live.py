@@ -121,3 +121,21 @@ def test_inference_scale_takes_the_expected_cold_extra_out_of_the_in_server_cost
     run = dict(_run("m", 1, 0.002), inference_s=0.006)
     assert inference_scales([run], {"m": warm}, 2)["m"] == pytest.approx(1.5)
     assert inference_scales([run], {"m": cold}, 2)["m"] == pytest.approx(1.25)
+
+
+def test_inline_inference_is_the_loops_cpu_less_async_threads_front_end():
+    from servelab.core.profile import CostCurve, GilCost, ModelProfile
+
+    thread = {"setup": "async-thread", "probe_idle_s": 0.001, "probe_delta_s": {},
+              "runs": [dict(_run("m", 32, 0.002), inference_s=0.004)]}
+    # the loop's thread spends 8 ms per request: 2 ms of front end, 6 ms of inference
+    inline = {"setup": "async-inline", "probe_idle_s": 0.0, "probe_delta_s": {},
+              "runs": [_run("m", 32, 0.008)]}
+    models = {"m": ModelProfile(forward=CostCurve(fixed_s=0.004))}
+    fe, _ = frontend_costs([thread, inline], GilCost(), notes=[], models=models)
+    assert fe["async-inline"].cpu["m"](32) == pytest.approx(0.002)
+    assert fe["async-thread"].inference_scale["m"] == pytest.approx(1.0)
+    assert fe["async-inline"].inference_scale["m"] == pytest.approx(1.5)
+    # not measured: inline takes async-thread's scale
+    fe, _ = frontend_costs([thread], GilCost(), notes=[], models=models)
+    assert fe["async-inline"].inference_scale["m"] == pytest.approx(1.0)
