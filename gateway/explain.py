@@ -95,12 +95,14 @@ def why(old: ServerConfig, new: ServerConfig, after: WindowStats, cores: int) ->
         if new.workers > old.workers:
             return (f"{new.workers} workers instead of {old.workers} keep the queue short at "
                     f"{after.offered:.0f} req/s")
-        return (f"{new.workers} workers instead of {old.workers}: fewer runnable workers than "
-                f"{cores} cores' worth of contention, less context switching")
+        return (f"{new.workers} instead of {old.workers} workers: fewer runnable threads on "
+                f"{cores} cores, less contention and context switching")
     if old.scheduler != new.scheduler:
         if after.mix and max(after.mix.values()) >= 0.95:
-            return (f"with {_name(top)} alone every request costs about the same, so {new.scheduler} "
-                    f"orders like FIFO; the in-place change costs nothing")
+            order = "arrival order is as good as any" if new.scheduler == "fifo" else \
+                f"{new.scheduler.upper()} orders like FIFO"
+            return (f"with {_name(top)} alone every request costs about the same, so {order}; "
+                    f"the in-place change costs nothing")
         return {
             "sjf": "SJF runs short requests first, so fast ones stop queuing behind slow ones",
             "mlfq": "MLFQ preempts long requests at stage boundaries, so short ones overtake",

@@ -204,14 +204,16 @@ class GatewayProtocol(asyncio.Protocol):
                 self._next()
             return
         self.busy = True
-        task = asyncio.get_running_loop().create_task(self.gw.forward(req))
-        task.add_done_callback(lambda t: self._forwarded(t, req))
+        task = asyncio.get_running_loop().create_task(self._forward(req))
+        self.gw.tasks.add(task)  # the loop holds tasks weakly
+        task.add_done_callback(self.gw.tasks.discard)
 
-    def _forwarded(self, task: asyncio.Task[tuple[bytes, bool]], req: HttpRequest) -> None:
-        self.busy = False
-        if task.cancelled():
-            return
-        raw, keep_alive = task.result()
+    async def _forward(self, req: HttpRequest) -> None:
+        """Relay ``req`` and write its answer from this task (no extra loop iteration)."""
+        try:
+            raw, keep_alive = await self.gw.forward(req)
+        finally:
+            self.busy = False
         self._write(raw, close=not (req.keep_alive and keep_alive))
         if self.queue and not self.closing:
             self._next()
@@ -233,6 +235,7 @@ class GatewayServer:
         self.metrics = metrics
         self.max_body = max_body
         self.server: asyncio.base_events.Server | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
         self.port = 0
         self.assets = {path: (resources.files("servelab.gateway").joinpath("static", name)
                               .read_bytes(), ctype) for path, (name, ctype) in ASSETS.items()}
