@@ -15,7 +15,7 @@ from pathlib import Path
 
 from servelab.meta.commands import add_common_arguments, executor, read_common, reproduce
 from servelab.meta.evaluate import evaluate, format_choices, format_scores, format_targets
-from servelab.meta.policies import available
+from servelab.meta.policies import default_policies
 from servelab.meta.train import held_out_workloads, load_policy_file
 from servelab.results import RESULTS_ROOT, new_run_dir
 
@@ -24,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workload", nargs="+", default=None, metavar="NAME|FILE",
                         help="workloads (default: every shipped shifting* workload)")
     parser.add_argument("--policy", nargs="+", default=None, metavar="NAME[:k=v,...]",
-                        help="policies (default: those in --prior, else every registered one)")
+                        help="policies (default: those in --prior, else one of each registered "
+                        "policy and switch_aware:inner=linucb)")
     parser.add_argument("--prior", type=Path, default=None,
                         help="policy file from servelab meta train: also run each policy from it")
     parser.add_argument("--no-cold", action="store_true",
@@ -38,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from servelab.sim.cmd_simulate import named_workload
+    from servelab.sim.inputs import named_workload
 
     profile, arms, costs, slo = read_common(args)
     workloads = [named_workload(w) for w in args.workload] if args.workload else \
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     elif prior is not None:
         policies = list(prior["policies"])
     else:
-        policies = available()
+        policies = default_policies()
     if args.no_cold and prior is None:
         raise ValueError("--no-cold needs --prior")
     out = args.out if args.out is not None else new_run_dir("meta-eval")

@@ -39,7 +39,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def read_common(args: argparse.Namespace) -> tuple[Profile, ArmSet, SwitchCosts, Any]:
-    from servelab.sim.cmd_simulate import parse_slo
+    from servelab.sim.inputs import parse_slo
 
     if args.window_s <= 0:
         raise ValueError("--window-s must be > 0")
@@ -70,6 +70,11 @@ def reproduce(command: str, args: argparse.Namespace, skip: tuple[str, ...] = ()
             continue
         if key in defaults and defaults[key] == value:
             continue
+        if key in ("phases", "phase_s", "load"):
+            from servelab.meta.train import Ranges
+
+            if tuple(value) == tuple(getattr(Ranges(), key)):
+                continue
         flag = "--" + key.replace("_", "-")
         if value is True:
             parts.append(flag)

@@ -199,17 +199,18 @@ def _fmt_adapt(values: Sequence[float | None]) -> str:
 def format_scores(scores: Sequence[dict[str, Any]], command: str = "") -> str:
     """The printed table: one block per workload, one row per baseline / policy."""
     lines = []
+    width = max([len(s["policy"]) for s in scores] + [12])
     for wl in dict.fromkeys(s["workload"] for s in scores):
         rows = [s for s in scores if s["workload"] == wl]
         lines.append(f"\n{wl}  ({rows[0]['shifts']} shift(s); oracle mean reward "
                      f"{rows[0]['oracle_mean_reward']:.2f})")
-        lines.append(f"  {'policy':<34} {'oracle_share':>12} {'share(norm)':>11} "
-                     f"{'adapt s/shift':>16} {'switches':>9} {'switch s':>9} {'regret':>9}")
+        lines.append(f"  {'policy':<{width}} {'oracle_share':>12} {'share(norm)':>11} "
+                     f"{'switches':>8} {'switch s':>8} {'regret':>9}  adaptation s per shift")
         for s in rows:
             lines.append(
-                f"  {s['policy']:<34} {s['oracle_share']:>12.3f} {s['oracle_share_norm']:>11.3f} "
-                f"{_fmt_adapt(s['adaptation_s']):>16} {s['switches']:>9d} "
-                f"{s['switching_s']:>9.1f} {s['regret']:>9.1f}"
+                f"  {s['policy']:<{width}} {s['oracle_share']:>12.3f} "
+                f"{s['oracle_share_norm']:>11.3f} {s['switches']:>8d} {s['switching_s']:>8.1f} "
+                f"{s['regret']:>9.1f}  {_fmt_adapt(s['adaptation_s'])}"
             )
     if command:
         lines.append(f"\nreproduce: {command}")
@@ -220,7 +221,8 @@ def format_targets(t: Mapping[str, Any]) -> str:
     if not t:
         return ""
     beats = ", ".join(f"{w}: {'yes' if ok else 'NO'}" for w, ok in t["beats_baselines"].items())
-    adapt = "never (some shift)" if t["max_adaptation_s"] is None else f"{t['max_adaptation_s']:g} s"
+    worst = t["max_adaptation_s"]
+    adapt = "never (some shift)" if worst is None else f"{worst:g} s"
     return (
         f"targets (best policy: {t['best_policy']}):\n"
         f"  oracle share >= 0.97 on every workload: {'met' if t['share_ge_97'] else 'MISSED'}"

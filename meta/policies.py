@@ -16,17 +16,23 @@ from typing import Any
 def _registry() -> tuple[Mapping[str, Any], Any, Any]:
     import servelab.core.bandits as bandits
 
-    try:
-        return bandits.BANDITS, bandits.make_bandit, bandits.load_bandit  # type: ignore[attr-defined]
-    except AttributeError:  # an older core.bandits without the registry exported
-        from servelab.core.bandits import registry
+    return bandits.BANDITS, bandits.make_bandit, bandits.load_bandit
 
-        return registry.BANDITS, registry.make_bandit, registry.load_bandit
+
+EXTRA_DEFAULTS = ("switch_aware:inner=linucb",)
+"""Beyond one of each registered policy (wrappers around their default inner policy), the
+defaults train and evaluate the contextual policy behind the switching-cost test."""
 
 
 def available() -> list[str]:
     """The registered policy names."""
     return list(_registry()[0])
+
+
+def default_policies() -> list[str]:
+    """What ``meta train`` / ``meta eval`` run when no ``--policy`` is given."""
+    names = available()
+    return names + [s for s in EXTRA_DEFAULTS if parse_spec(s)[0] in names]
 
 
 def parse_spec(text: str) -> tuple[str, dict[str, Any]]:

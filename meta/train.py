@@ -49,9 +49,9 @@ POLICY_FILE_VERSION = 1
 class Ranges:
     """What a training workload is drawn from (uniform unless said otherwise)."""
 
-    phases: tuple[int, int] = (2, 5)
-    phase_s: tuple[float, float] = (10.0, 40.0)
-    load: tuple[float, float] = (0.1, 1.3)
+    phases: tuple[int, int] = (2, 4)
+    phase_s: tuple[float, float] = (10.0, 30.0)
+    load: tuple[float, float] = (0.1, 1.1)
     """Offered load over the phase mix's estimated capacity (log-uniform)."""
     single_model: float = 0.35
     """Chance that a phase serves one model only."""
@@ -61,12 +61,12 @@ class Ranges:
     """Input sizes (DistilBERT words, LSTM look-back) times this (log-uniform)."""
     models: tuple[str, ...] = ("mobilenet_v2", "lstm_forecaster", "distilbert")
     warmup_s: float = 2.0
-    overhead: float = 1.5
+    overhead: float = 2.0
     """Capacity estimate: cores / (mean service time × this), the front end's share folded in."""
 
 
-QUICK_WORKLOADS = 8
-DEFAULT_WORKLOADS = 48
+QUICK_WORKLOADS = 6
+DEFAULT_WORKLOADS = 24
 
 
 def capacity(profile: Profile, mix: Mapping[str, float], scale: float, overhead: float) -> float:

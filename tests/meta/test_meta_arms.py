@@ -24,7 +24,8 @@ def test_default_arms_cover_the_seed_space() -> None:
 
 
 def test_label() -> None:
-    assert label(ServerConfig(concurrency="threads", workers=4, scheduler="sjf")) == "threads×4 sjf"
+    cfg = ServerConfig(concurrency="threads", workers=4, scheduler="sjf")
+    assert label(cfg) == "threads×4 sjf"
     assert label(ServerConfig(concurrency="async", offload="process", workers=2)) == \
         "async/process×2 fifo"
 
