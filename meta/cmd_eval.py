@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from servelab.meta.commands import add_common_arguments, executor, read_common, reproduce
+from servelab.meta.cli_args import add_common_arguments, executor, read_common, reproduce
 from servelab.meta.evaluate import evaluate, format_choices, format_scores, format_targets
 from servelab.meta.policies import default_policies
 from servelab.meta.train import held_out_workloads, load_policy_file

@@ -13,7 +13,7 @@ import argparse
 import time
 from pathlib import Path
 
-from servelab.meta.commands import add_common_arguments, executor, read_common, reproduce
+from servelab.meta.cli_args import add_common_arguments, executor, read_common, reproduce
 from servelab.meta.policies import default_policies
 from servelab.meta.train import DEFAULT_WORKLOADS, QUICK_WORKLOADS, Ranges, train
 from servelab.results import new_run_dir

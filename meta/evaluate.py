@@ -237,15 +237,15 @@ def format_targets(t: Mapping[str, Any]) -> str:
 
 def format_choices(rows: Sequence[Mapping[str, Any]], limit: int = 40) -> str:
     """Which arm served when, and what the policy saw when it picked it."""
-    out = [f"  {'from':>6} {'to':>6} {'ph':>3} {'arm':<24} {'reward':>7} {'phase':>7} "
-           f"{'oracle arm':<24} {'oracle':>7}  seen rate / mix f-m-s / p99"]
+    out = [f"  {'from':>5} {'to':>5} {'ph':>2} {'arm':<22} {'reward':>7} {'phase':>7} "
+           f"{'oracle arm':<22} {'oracle':>7} {'picked':>6}  seen: rate, mix f/m/s, p99; why"]
     for r in rows[:limit]:
         seen = "-" if r["seen_rate"] is None else \
             f"{r['seen_rate']:g}/s {r['seen_mix']} {r['seen_p99_ms']:g} ms"
         out.append(
-            f"  {r['from_s']:>6g} {r['to_s']:>6g} {r['phase']:>3d} {r['label']:<24} "
-            f"{r['mean_reward']:>7.2f} {r['phase_mean']:>7.2f} {r['oracle_arm']:<24} "
-            f"{r['oracle_phase_mean']:>7.2f}  {seen}"
+            f"  {r['from_s']:>5g} {r['to_s']:>5g} {r['phase']:>2d} {r['label']:<22} "
+            f"{r['mean_reward']:>7.2f} {r['phase_mean']:>7.2f} {r['oracle_arm']:<22} "
+            f"{r['oracle_phase_mean']:>7.2f} {r['decided_s']:>6g}  {seen}; {r['reason'][:70]}"
         )
     if len(rows) > limit:
         out.append(f"  ... {len(rows) - limit} more runs in choices.json")

@@ -135,8 +135,10 @@ def cumulative_regret(rep: Replay, table: RewardTable) -> np.ndarray:
 
 
 def explain(rep: Replay, table: RewardTable) -> list[dict[str, Any]]:
-    """Runs of one served arm: when, which arm, what the window features were and how its
-    reward compared with the phase oracle's — the "which arm was chosen when and why" table."""
+    """Runs of one served arm: when, which arm, how its reward compared with the phase
+    oracle's, and why — when the pick was made (a backend switch starts windows before the arm
+    serves), the features the policy saw then, and its ``last_reason``: the "which arm was
+    chosen when and why" table."""
     f = rep.frame
     served = f["served"].to_numpy()
     means = phase_means(table)
@@ -150,7 +152,11 @@ def explain(rep: Replay, table: RewardTable) -> list[dict[str, Any]]:
             continue
         a, k = int(served[start]), int(table.phase[start])
         sl = slice(start, w)
-        ctx = table.context(a, start - 1) if start > 0 else None
+        chosen = f["chosen"].to_numpy()[:start + 1]
+        picked = np.flatnonzero(chosen == a)
+        decided = int(picked[-1]) if picked.size else start  # a backend switch began earlier
+        ctx = table.context(int(served[decided - 1]), decided - 1) if decided > 0 else None
+        reason = str(f["reason"].iloc[decided]) if "reason" in f else ""
         rows.append({
             "from_s": start * table.window_s, "to_s": w * table.window_s, "phase": k,
             "arm": a, "label": labels[a], "mean_reward": float(f["reward"].iloc[sl].mean()),
@@ -161,6 +167,7 @@ def explain(rep: Replay, table: RewardTable) -> list[dict[str, Any]]:
             f"{ctx.fast:.0%}/{ctx.medium:.0%}/{ctx.slow:.0%}",
             "seen_p99_ms": None if ctx is None else round(ctx.p99_s * 1e3, 1),
             "switching_s": float(f["switching"].iloc[sl].sum()),
+            "decided_s": decided * table.window_s, "reason": reason,
         })
         start = w
     return rows

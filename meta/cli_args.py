@@ -1,4 +1,4 @@
-"""What ``servelab meta train`` and ``servelab meta eval`` share: flags and their readers."""
+"""Flags and readers that ``servelab meta train`` and ``servelab meta eval`` share."""
 
 from __future__ import annotations
 
