@@ -19,7 +19,6 @@ under load in its first phase (``<run>/traces/``) and trains on them.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import time
@@ -35,11 +34,8 @@ from servelab.core.learned import (
     FEATURES,
     LearnedPredictor,
     encode,
-    load,
-    save,
 )
 from servelab.core.requests import Request
-from servelab.reproduce import command_line
 
 DEFAULTS: dict[str, Any] = {
     "batch_size": 1, "queue_len": 0, "cpu_util": 0.0, "concurrency": "threads",
@@ -194,7 +190,7 @@ def synthetic_traces(n: int, seed: int = 0, noise: float = 0.03) -> pd.DataFrame
     })
 
 
-def _read_traces(paths: list[str]) -> pd.DataFrame:
+def read_traces(paths: list[str]) -> pd.DataFrame:
     frames = []
     for p in paths:
         path = Path(p)
@@ -228,46 +224,3 @@ def calibration_traces(samples: pd.DataFrame, variant: str | None = None) -> pd.
     if variant is not None:
         out = out[out["variant"] == variant]
     return out.drop(columns="variant").reset_index(drop=True)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=("train", "eval"), help="train a predictor or evaluate one")
-    parser.add_argument("--traces", nargs="+", help="Parquet trace files or folders of them")
-    parser.add_argument("--synthetic", type=int, default=0,
-                        help="use N synthetic requests from a known cost function instead")
-    parser.add_argument("--model-file", default="results/predictor.joblib",
-                        help="where train writes / eval reads the predictor")
-    parser.add_argument("--test-fraction", type=float, default=0.25,
-                        help="held-out share when training")
-    parser.add_argument("--seed", type=int, default=0)
-
-
-def run(args: argparse.Namespace) -> int:
-    if args.synthetic:
-        df = synthetic_traces(args.synthetic, args.seed)
-    elif args.traces:
-        df = _read_traces(args.traces)
-    else:
-        raise ValueError("give --traces PATH... or --synthetic N")
-    path = Path(args.model_file)
-    if args.action == "train":
-        fit_df, test_df = split(prepare(df), args.test_fraction, args.seed)
-        t = time.perf_counter()
-        predictor = train(fit_df, seed=args.seed)
-        print(f"trained on {len(fit_df)} requests in {time.perf_counter() - t:.1f}s -> {path}")
-        save(predictor, path)
-    else:
-        predictor = load(path)
-        test_df = prepare(df)
-    scores = evaluate(predictor, test_df)
-    floor = mape_floor(test_df)
-    print(f"held-out MAPE over {len(test_df)} requests (target < 10%); floor = the best "
-          "constant per (model, size, batch) fitted on these requests themselves:")
-    for k, v in scores.items():
-        print(f"  {k:<16} {v:6.2f}%   floor {floor.get(k, float('nan')):6.2f}%")
-    cold = prediction_cost_us(predictor, test_df)
-    warm = prediction_cost_us(predictor, test_df, warm=True)
-    print(f"prediction cost: {cold:.1f} us/request amortised building tables on demand, "
-          f"{warm:.1f} us with the tables built at start-up as servers do (target <= 50)")
-    print(f"reproduce: {command_line('predictor', add_arguments, args)}")
-    return 0

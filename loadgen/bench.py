@@ -1,4 +1,4 @@
-"""``servelab bench load``: how fast can the generator send, and how late does it send?
+"""The benchmark behind ``servelab bench load``: how fast can the generator send, and how late does it send?
 
 Starts the stub OIP server (:mod:`.stub`) in its own process on 127.0.0.1, runs the open-loop
 generator against it at ``--rate`` (2,000 req/s by default: the capacity target) once per
@@ -13,13 +13,12 @@ machine's load average at the start is recorded with the results.
 
 from __future__ import annotations
 
-import argparse
 import shlex
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from servelab.core.config import add_dataclass_args, from_args, opt, to_flags
+from servelab.core.config import opt, to_flags
 from servelab.loadgen.accounting import LAG_LIMIT_S
 from servelab.loadgen.generator import SenderOptions
 from servelab.loadgen.runner import LoadConfig, run_load
@@ -41,10 +40,6 @@ class BenchConfig:
     delay_ms: float = opt(0.0, "stub server delay per request")
     realtime: bool = opt(False, "run the senders under SCHED_FIFO (see servelab load --realtime)")
     out: str | None = opt(None, "output folder (None = results/bench-load-<timestamp>)")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_dataclass_args(parser, BenchConfig)
 
 
 def bench(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
@@ -103,12 +98,3 @@ def format_table(result: dict[str, Any]) -> str:
     lines.append("(lag and latency in ms, after warm-up; lag = actual - intended send time)")
     lines.append(f"machine load average at start: {result['machine']['loadavg']}")
     return "\n".join(lines)
-
-
-def run(args: argparse.Namespace) -> int:
-    cfg = from_args(BenchConfig, args)
-    result = bench(cfg)
-    print(format_table(result))
-    print(f"wrote {result['path']}/summary.json")
-    print(f"reproduce: {result['command']}")
-    return 0

@@ -1,4 +1,4 @@
-"""``servelab bench serve``: throughput and latency of the live servers on this machine.
+"""The benchmark behind ``servelab bench serve``: throughput and latency of the live servers on this machine.
 
 For every server x model x pool size (x batching setting) it starts ``servelab serve`` as a
 subprocess (``--port 0``), measures a closed-loop single-request latency, then finds the
@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from servelab.core.config import ServerConfig
-from servelab.reproduce import command_line, run_metadata
+from servelab.reproduce import run_metadata
 from servelab.servers import launch
 from servelab.servers.base import SETUPS, ServeOptions
 from servelab.servers.bench_client import Client, LoadResult
@@ -41,42 +41,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SLO_MS = {"distilbert": 2000.0}
 SLO_MS = 100.0
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--servers", nargs="+", default=list(SETUPS),
-                        choices=list(SETUPS), help="server configurations to measure")
-    parser.add_argument("--models", nargs="*",
-                        default=["mobilenet_v2", "distilbert", "lstm_forecaster"])
-    parser.add_argument("--pool-sizes", nargs="+", type=int, default=[1, 2],
-                        help="inference workers (threads or processes)")
-    parser.add_argument("--batching", nargs="+", default=["1:0"],
-                        help="MAX_BATCH:TIMEOUT_MS settings to sweep (default: 1:0, none)")
-    parser.add_argument("--scheduler", default="fifo")
-    parser.add_argument("--intra-op-threads", type=int, default=1)
-    parser.add_argument("--model-lock", default="none",
-                        help="threads: model lock (default none: the zoo's models are "
-                        "read-only at inference, so no lock is needed)")
-    parser.add_argument("--variant", default="full", choices=["full", "tiny"])
-    parser.add_argument("--step-s", type=float, default=4.0, help="seconds per load step")
-    parser.add_argument("--min-requests", type=int, default=60,
-                        help="a step lasts long enough for at least this many requests")
-    parser.add_argument("--warmup-s", type=float, default=1.0,
-                        help="unmeasured load before the ladder starts")
-    parser.add_argument("--growth", type=float, default=1.3)
-    parser.add_argument("--max-steps", type=int, default=14)
-    parser.add_argument("--slo-ms", nargs="*", default=[],
-                        help="MODEL=MS p99 bounds of a sustainable step "
-                        f"(default {SLO_MS:g} ms; distilbert {DEFAULT_SLO_MS['distilbert']:g})")
-    parser.add_argument("--overhead", action=argparse.BooleanOptionalAction, default=True,
-                        help="measure each server's per-request overhead with the noop model")
-    parser.add_argument("--overhead-requests", type=int, default=400)
-    parser.add_argument("--memory-only", action="store_true",
-                        help="only start each process pool and report its memory per worker")
-    parser.add_argument("--binary", action=argparse.BooleanOptionalAction, default=True,
-                        help="binary tensor extension for request bodies (as tritonclient)")
-    parser.add_argument("--out", default=None, help="results root (default: results/)")
-    parser.add_argument("--seed", type=int, default=0)
 
 
 # -- one server subprocess ---------------------------------------------------------------------
@@ -220,7 +184,9 @@ def _records(res: LoadResult, meta: dict[str, Any], size: int) -> list[dict[str,
     } for r in res.requests]
 
 
-def run(args: argparse.Namespace) -> int:
+def bench(args: argparse.Namespace, command: str) -> tuple[dict[str, Any], Path]:
+    """Run the benchmark ``args`` (the flags of ``servelab bench serve``) asks for; returns the
+    summary (also in ``summary.json``) and the run folder."""
     import pandas as pd
 
     from servelab.results import (
@@ -238,8 +204,7 @@ def run(args: argparse.Namespace) -> int:
     steps: list[dict[str, Any]] = []
     records: list[dict[str, Any]] = []
     summary: dict[str, Any] = {
-        "version": 1, **run_metadata(command_line("bench serve", add_arguments, args),
-                                     import_torch=True),
+        "version": 1, **run_metadata(command, import_torch=True),
         "throughput": [], "overhead": [], "memory": []}
     batching = []
     for item in args.batching:
@@ -269,8 +234,7 @@ def run(args: argparse.Namespace) -> int:
                         st = srv.get("/servelab/stats")
                         summary["memory"].append(_memory_row(label, model, w, st, args))
         flush()
-        _print(summary, out)
-        return 0
+        return summary, out
 
     if args.overhead:
         for label in args.servers:
@@ -317,8 +281,7 @@ def run(args: argparse.Namespace) -> int:
                         summary["memory"].append(_memory_row(label, model, w, st, args))
                     flush()
     flush()
-    _print(summary, out)
-    return 0
+    return summary, out
 
 
 def _memory_row(label: str, model: str, w: int, st: dict[str, Any],
@@ -331,28 +294,3 @@ def _memory_row(label: str, model: str, w: int, st: dict[str, Any],
             "worker_uss_mb": [x.get("uss", 0) / mb for x in workers],
             "worker_pss_mb": [x.get("pss", 0) / mb for x in workers],
             "worker_rss_mb": [x.get("rss", 0) / mb for x in workers]}
-
-
-def _print(summary: dict[str, Any], out: Path) -> None:
-    print(f"results: {out}\nreproduce: {summary['command']}")
-    if summary["overhead"]:
-        print("\nper-request overhead (noop model, one connection, closed loop):")
-        for o in summary["overhead"]:
-            best = o.get("best") or {}
-            print(f"  {o['server']:14s} p50 {o['closed_loop_p50_ms']:6.2f} ms  "
-                  f"mean {o['closed_loop_mean_ms']:6.2f} ms  max {best.get('achieved_rps', 0):6.0f}"
-                  f" req/s (p99 {best.get('p99_ms', float('nan')):.1f} ms)")
-    if summary["throughput"]:
-        print("\nmax sustainable throughput (p99 within SLO, <= 1% errors):")
-        for t in summary["throughput"]:
-            p50 = t["p50_ms"] if t["p50_ms"] is not None else float("nan")
-            p99 = t["p99_ms"] if t["p99_ms"] is not None else float("nan")
-            print(f"  {t['config']:42s} {t['max_sustainable_rps']:7.1f} req/s  "
-                  f"p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  (1 req: {t['single_request_ms']:.1f} ms)")
-    if summary["memory"]:
-        print("\nprocess pools, memory per worker (MiB):")
-        for m in summary["memory"]:
-            uss = ", ".join(f"{x:.0f}" for x in m["worker_uss_mb"])
-            pss = ", ".join(f"{x:.0f}" for x in m["worker_pss_mb"])
-            print(f"  {m['server']:14s} {m['model']:16s} w{m['workers']}  USS [{uss}]  "
-                  f"PSS [{pss}]  zygote USS {m['zygote_uss_mb']:.0f} PSS {m['zygote_pss_mb']:.0f}")

@@ -31,7 +31,7 @@ class ServerProcess:
                  log: Path | None = None, stop_timeout: float = 30.0, start_timeout: float = 180.0):
         options = options if options is not None else ServeOptions(port=0)
         self.config, self.options = config, options
-        self.cmd = [sys.executable, "-m", "servelab.servers.commands",
+        self.cmd = [sys.executable, "-m", "servelab.cli", "serve",
                     *to_flags(config, skip_defaults=False), *to_flags(options)]
         self.log_path = log
         self.stop_timeout, self.start_timeout = stop_timeout, start_timeout

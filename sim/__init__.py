@@ -10,5 +10,9 @@
   grids of configurations x workloads, local or Ray, and the best configuration per workload
 * :mod:`~servelab.sim.theory`, :mod:`~servelab.sim.stats` — queueing results and batch-means
   intervals the simulator is tested against
-* :mod:`~servelab.sim.bench` — ``servelab bench sim``
+* :mod:`~servelab.sim.inputs` — what a simulation takes from the command line (SLOs, workloads
+  by name, a configuration from flags over a file), shared by the commands
+* :mod:`~servelab.sim.bench` — the simulator's benchmark
+* commands (parse, call the library, print): ``cmd_simulate`` (``servelab simulate``),
+  ``cmd_sweep`` (``servelab sweep``), ``cmd_bench`` (``servelab bench sim``)
 """

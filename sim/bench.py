@@ -1,4 +1,4 @@
-"""``servelab bench sim``: how fast the simulator runs, against a bare SimPy loop.
+"""The benchmark behind ``servelab bench sim``: how fast the simulator runs, against a bare SimPy loop.
 
 In one process it times (CPU seconds, ``time.process_time``):
 
@@ -18,23 +18,18 @@ run, and building the records table; the run alone is reported too.  Results go 
 
 from __future__ import annotations
 
-import argparse
 import random
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import simpy
 
 from servelab.core.config import ServerConfig
 from servelab.core.profile import default_profile
 from servelab.core.workload import ArrivalSpec, SizeDist, WorkloadSpec
-from servelab.reproduce import command_line, run_metadata
-from servelab.results import new_run_dir, write_json, write_parquet
 from servelab.sim.run import simulate
 from servelab.workloads import load_workload
 
@@ -160,23 +155,3 @@ def format_report(report: dict[str, Any]) -> str:
         f"{'met' if report['meets_target'] else 'MISSED'}"
     )
     return "\n".join(lines)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--requests", type=int, default=200_000, help="requests per case")
-    parser.add_argument("--repeats", type=int, default=3, help="runs per case (best reported)")
-    parser.add_argument("--quick", action="store_true", help="only the bare loop and the headline")
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default: results/bench-sim-<time>)")
-
-
-def run(args: argparse.Namespace) -> int:
-    if args.requests < 1000 or args.repeats < 1:
-        raise ValueError("--requests must be >= 1000 and --repeats >= 1")
-    meta = run_metadata(command_line("bench sim", add_arguments, args, omit=("out",)))
-    report = bench(args.requests, args.repeats, args.quick)
-    out = args.out if args.out is not None else new_run_dir("bench-sim")
-    write_json(out / "bench.json", {**report, **meta})
-    write_parquet(out / "bench.parquet", pd.DataFrame(report["cases"]))
-    print(format_report(report))
-    print(f"wrote {out / 'bench.json'}\nreproduce: {meta['command']}")
-    return 0

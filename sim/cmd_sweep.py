@@ -17,18 +17,16 @@ from pathlib import Path
 
 from servelab.core.config import ServerConfig, add_dataclass_args
 from servelab.reproduce import command_line, run_metadata
-from servelab.results import new_run_dir, write_json, write_parquet
-from servelab.sim.cmd_simulate import (
+from servelab.sim.executors import EXECUTORS
+from servelab.sim.inputs import (
     add_common_arguments,
     config_from_args,
     named_workload,
     parse_slo,
     profile_from_args,
 )
-from servelab.sim.executors import EXECUTORS, make_executor
-from servelab.sim.executors.local import default_jobs
-from servelab.sim.oracle import OBJECTIVES, format_oracle, oracle_table
-from servelab.sim.sweep import expand_configs, make_points, parse_grid, run_sweep
+from servelab.sim.oracle import OBJECTIVES, format_oracle
+from servelab.sim.sweep import expand_configs, parse_grid, sweep
 from servelab.workloads import list_workloads
 
 log = logging.getLogger(__name__)
@@ -69,54 +67,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     meta = run_metadata(command_line("sweep", add_arguments, args, omit=("out",)))
-    slo = parse_slo(args.slo_ms)
-    if args.objective == "goodput" and slo is None:
-        raise ValueError("--objective goodput needs --slo-ms")
-    if args.seeds < 1:
-        raise ValueError("--seeds must be >= 1")
-    names = args.workloads or list_workloads()
     workloads = {}
-    for name in names:
+    for name in args.workloads or list_workloads():
         spec = named_workload(name, args.duration)
         workloads[spec.name if spec.name not in workloads else name] = spec
-    configs = expand_configs(config_from_args(args), parse_grid(args.grid))
-    profile = profile_from_args(args)
-    points = make_points(
-        workloads, configs, profile, scales=args.scales, seed_offsets=range(args.seeds),
-        predictor=args.predictor, slo_ms=slo, save_records=args.records,
+    res = sweep(
+        workloads, expand_configs(config_from_args(args), parse_grid(args.grid)),
+        profile_from_args(args), args.out, scales=args.scales, seeds=args.seeds,
+        predictor=args.predictor, slo_ms=parse_slo(args.slo_ms), objective=args.objective,
+        records=args.records, executor=args.executor, jobs=args.jobs, address=args.address,
+        resume=not args.no_resume, progress=not args.no_progress, grid=args.grid, meta=meta,
     )
-    out = args.out if args.out is not None else new_run_dir("sweep")
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "sweep.json", {
-        "workloads": {n: s.to_dict() for n, s in workloads.items()},
-        "grid": args.grid, "configs": [c.to_dict() for c in configs],
-        "scales": args.scales, "seeds": args.seeds, "predictor": args.predictor,
-        "slo_ms": slo, "objective": args.objective, "profile": profile.digest,
-        "profile_source": profile.machine.source, "points": len(points), **meta,
-    })
-    print(
-        f"sweep: {len(workloads)} workload(s) x {len(configs)} config(s) x {len(args.scales)} "
-        f"scale(s) x {args.seeds} seed(s) = {len(points)} points -> {out}"
-    )
-    kwargs: dict[str, object] = {"jobs": args.jobs}
-    if args.executor == "ray":
-        kwargs["address"] = args.address
-    elif args.jobs is None:
-        kwargs["jobs"] = min(len(points) or 1, default_jobs())
-    with make_executor(args.executor, **kwargs) as executor:
-        outcome = run_sweep(
-            points, out, executor, resume=not args.no_resume, progress=not args.no_progress
-        )
+    outcome = res.outcome
     print(f"ran {outcome.ran}, skipped {outcome.skipped} finished, failed {len(outcome.failed)}")
     for pid, err in outcome.failed:
         print(f"  FAILED {pid}: {err}")
-    if not outcome.table.empty:
-        oracle = oracle_table(outcome.table, args.objective)
-        write_parquet(out / "oracle.parquet", oracle)
-        write_json(out / "oracle.json", {"objective": args.objective, "slo_ms": slo,
-                                         "rows": oracle.to_dict(orient="records")})
+    if res.oracle is not None:
         print(f"\noracle ({args.objective}: {OBJECTIVES[args.objective]}):")
-        print(format_oracle(oracle))
-    print(f"\nwrote {out / 'sweep.parquet'} ({len(outcome.table)} rows)")
+        print(format_oracle(res.oracle))
+    print(f"\nwrote {res.out / 'sweep.parquet'} ({len(outcome.table)} rows)")
     print(f"reproduce: {meta['command']}")
     return 1 if outcome.failed else 0

@@ -15,7 +15,7 @@ import json
 import logging
 import math
 import typing
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -272,3 +272,66 @@ def _progress(total: int, initial: int, enabled: bool) -> Any:
     from tqdm import tqdm
 
     return tqdm(total=total, initial=initial, unit="point", desc="sweep", dynamic_ncols=True)
+
+
+@dataclass
+class Sweep:
+    """A finished :func:`sweep`: the outcome of its points and the oracle table (``None``
+    when no point finished)."""
+
+    outcome: SweepOutcome
+    points: int
+    out: Path
+    oracle: pd.DataFrame | None = None
+
+
+def sweep(
+    workloads: Mapping[str, WorkloadSpec], configs: Sequence[ServerConfig], profile: Profile,
+    out: Path | None = None, *, scales: Sequence[float] = (1.0,), seeds: int = 1, predictor: str = "mean",
+    slo_ms: float | dict[str, float] | None = None, objective: str = "reward",
+    records: bool = False, executor: str = "local", jobs: int | None = None,
+    address: str | None = None, resume: bool = True, progress: bool = True,
+    grid: Sequence[str] = (), meta: Mapping[str, Any] | None = None,
+    say: Callable[[str], None] = print,
+) -> Sweep:
+    """``servelab sweep``: every configuration x workload x scale x seed simulated into
+    ``out`` (resumable; default a fresh ``results/sweep-*``), the manifest ``sweep.json`` (with ``meta``, the run metadata) and the
+    oracle table (``oracle.parquet`` / ``oracle.json``)."""
+    from servelab.results import new_run_dir
+    from servelab.sim.executors import make_executor
+    from servelab.sim.executors.local import default_jobs
+    from servelab.sim.oracle import oracle_table
+
+    if objective == "goodput" and slo_ms is None:
+        raise ValueError("--objective goodput needs --slo-ms")
+    if seeds < 1:
+        raise ValueError("--seeds must be >= 1")
+    points = make_points(
+        workloads, configs, profile, scales=scales, seed_offsets=range(seeds),
+        predictor=predictor, slo_ms=slo_ms, save_records=records,
+    )
+    out = out if out is not None else new_run_dir("sweep")
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "sweep.json", {
+        "workloads": {n: s.to_dict() for n, s in workloads.items()},
+        "grid": list(grid), "configs": [c.to_dict() for c in configs],
+        "scales": list(scales), "seeds": seeds, "predictor": predictor,
+        "slo_ms": slo_ms, "objective": objective, "profile": profile.digest,
+        "profile_source": profile.machine.source, "points": len(points), **(meta or {}),
+    })
+    say(f"sweep: {len(workloads)} workload(s) x {len(configs)} config(s) x {len(scales)} "
+        f"scale(s) x {seeds} seed(s) = {len(points)} points -> {out}")
+    kwargs: dict[str, object] = {"jobs": jobs}
+    if executor == "ray":
+        kwargs["address"] = address
+    elif jobs is None:
+        kwargs["jobs"] = min(len(points) or 1, default_jobs())
+    with make_executor(executor, **kwargs) as ex:
+        outcome = run_sweep(points, out, ex, resume=resume, progress=progress)
+    result = Sweep(outcome, len(points), out)
+    if not outcome.table.empty:
+        result.oracle = oracle_table(outcome.table, objective)
+        write_parquet(out / "oracle.parquet", result.oracle)
+        write_json(out / "oracle.json", {"objective": objective, "slo_ms": slo_ms,
+                                         "rows": result.oracle.to_dict(orient="records")})
+    return result

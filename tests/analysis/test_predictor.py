@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from servelab.analysis import predictor as P
+from servelab.core import learned
 from servelab.core.learned import Context, snap
 from servelab.core.policies import Sjf
 from servelab.core.requests import Request
@@ -69,12 +70,12 @@ def test_predict_matches_vectorised_rows_and_is_cached(trained):
 
 def test_save_load_round_trip(tmp_path, trained):
     path = tmp_path / "p.joblib"
-    P.save(trained, path)
-    again = P.load(path, context=trained.context)
+    learned.save(trained, path)
+    again = learned.load(path, context=trained.context)
     r = Request(id=0, model="distilbert", input_size=123)
     assert again.predict(r) == pytest.approx(trained.predict(r))
     with pytest.raises(FileNotFoundError):
-        P.load(tmp_path / "missing.joblib")
+        learned.load(tmp_path / "missing.joblib")
 
 
 def test_prepare_reads_live_records():

@@ -13,9 +13,11 @@ import pandas as pd
 import pytest
 from threadpoolctl import threadpool_limits
 
+from servelab.analysis import cmd_sched_study
 from servelab.analysis import predictor as P
 from servelab.analysis import sched_study as S
 from servelab.analysis.sched_theory import phipps_wait_mean, theory_check
+from servelab.core import learned as core_learned
 from servelab.core.config import ServerConfig
 from servelab.core.predictor import MeanPredictor
 from servelab.core.profile import default_profile
@@ -98,7 +100,7 @@ def test_live_engine_orders_by_the_learned_predictor(tmp_path):
 
     pred = P.train(P.synthetic_traces(6000, seed=1), seed=0)
     path = tmp_path / "p.joblib"
-    P.save(pred, path)
+    core_learned.save(pred, path)
     config = ServerConfig(scheduler="sjf", workers=2, queue_capacity=16)
     learned = make_predictor(str(path), config)
     assert learned.context.workers == 2 and learned._tables  # tables built before serving
@@ -146,7 +148,7 @@ def test_prepare_reads_server_traces_and_calibration_samples():
 
 def test_study_command_end_to_end_on_tiny_models(tmp_path, capsys):
     parser = argparse.ArgumentParser()
-    S.add_arguments(parser)
+    cmd_sched_study.add_arguments(parser)
     out = tmp_path / "study"
     args = parser.parse_args([
         "--out", str(out), "--loads", "0.8", "--seed", "1",
@@ -156,7 +158,7 @@ def test_study_command_end_to_end_on_tiny_models(tmp_path, capsys):
         "--live-capacity", "40", "--trace-step", "2", "--server-warmup", "0.5",
     ])
     with threadpool_limits(1):
-        assert S.run(args) == 0
+        assert cmd_sched_study.run(args) == 0
     text = capsys.readouterr().out
     assert "reproduce: servelab sched-study" in text and "Live (tiny models" in text
     for name in ("sim.parquet", "live.parquet", "waits.parquet", "live_records.parquet",

@@ -16,7 +16,6 @@ from servelab.analysis.ladder import Step, climb
 from servelab.analysis.validate import attribution as A
 from servelab.analysis.validate import metrics as M
 from servelab.analysis.validate.backend import SimBackend
-from servelab.analysis.validate.command import validate
 from servelab.analysis.validate.grid import (
     SETUPS,
     Cell,
@@ -26,6 +25,7 @@ from servelab.analysis.validate.grid import (
     ladder_cells,
     quick_grid,
 )
+from servelab.analysis.validate.validation import validate
 from servelab.core.config import ServerConfig
 from servelab.core.profile import default_profile, queueing_profile
 from servelab.workloads import load_workload

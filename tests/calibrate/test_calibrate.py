@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from servelab.calibrate.commands import calibrate, compare, show
+from servelab.calibrate.calibration import calibrate, compare, show
 from servelab.core.profile import Profile
 
 BENCHES = ["ipc", "ctxswitch", "eventloop", "service", "interference", "memory"]

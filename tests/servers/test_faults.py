@@ -147,7 +147,7 @@ def test_sigterm_to_the_process_group_under_load_drains_with_nothing_lost(tmp_pa
     admitted request finish (0 lost), refuses late ones with 503, and exits 0."""
     log = open(tmp_path / "server.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-m", "servelab.servers.commands", "--concurrency", "processes",
+        [sys.executable, "-m", "servelab.cli", "serve", "--concurrency", "processes",
          "--workers", "2", "--models", "sleep", "--variant", "tiny", "--port", "0",
          "--queue-capacity", "64", "--drain-timeout-s", "30"],
         stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True,

@@ -307,7 +307,7 @@ def test_mlfq_preempts_a_long_request(small: Server) -> None:
 def test_sigterm_drains_in_flight_requests_then_exits(kind: str, tmp_path: Any) -> None:
     log = open(tmp_path / "server.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-m", "servelab.servers.commands", "--concurrency", kind,
+        [sys.executable, "-m", "servelab.cli", "serve", "--concurrency", kind,
          "--workers", "1", "--models", "sleep", "noop", "--variant", "tiny", "--port", "0",
          "--queue-capacity", "8", "--drain-timeout-s", "30",
          "--trace-out", str(tmp_path / "trace.parquet")],

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from servelab.servers.zoo import MODELS, ZooModel, commands, get_model
+from servelab.servers.zoo import MODELS, ZooModel, cmd_models, get_model
 from servelab.servers.zoo.base import StageTimes, stack_requests
 from servelab.servers.zoo.describe import describe
 
@@ -200,16 +200,16 @@ def test_describe(tiny: ZooModel) -> None:
 
 def test_models_command(capsys: pytest.CaptureFixture[str]) -> None:
     parser = argparse.ArgumentParser()
-    commands.add_arguments(parser)
+    cmd_models.add_arguments(parser)
     args = parser.parse_args(["lstm_forecaster", "--variant", "tiny", "--repeats", "2", "--json"])
-    assert commands.run(args) == 0
+    assert cmd_models.run(args) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["name"] == "lstm_forecaster" and info["latency"]["repeats"] == 2
-    assert commands.run(parser.parse_args(["--variant", "tiny", "--no-measure"])) == 0
+    assert cmd_models.run(parser.parse_args(["--variant", "tiny", "--no-measure"])) == 0
     out = capsys.readouterr().out
     assert all(name in out for name in NAMES)
     with pytest.raises(ValueError):
-        commands.run(parser.parse_args(["--weights", "w.pt"]))
+        cmd_models.run(parser.parse_args(["--weights", "w.pt"]))
 
 
 def test_stack_requests() -> None:

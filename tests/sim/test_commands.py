@@ -10,7 +10,7 @@ import pytest
 
 from servelab.core.profile import default_profile
 from servelab.core.requests import RECORD_COLUMNS
-from servelab.sim import bench, cmd_simulate, cmd_sweep
+from servelab.sim import cmd_bench, cmd_simulate, cmd_sweep, inputs
 
 
 def _run(module, argv: list[str]) -> int:
@@ -49,13 +49,13 @@ def test_simulate_reads_profile_and_config_files(tmp_path):
 
 
 def test_simulate_slo_parsing():
-    assert cmd_simulate.parse_slo(None) is None
-    assert cmd_simulate.parse_slo(["50"]) == 50.0
-    assert cmd_simulate.parse_slo(["mobilenet_v2=20", "*=500"]) == {"mobilenet_v2": 20.0, "*": 500.0}
+    assert inputs.parse_slo(None) is None
+    assert inputs.parse_slo(["50"]) == 50.0
+    assert inputs.parse_slo(["mobilenet_v2=20", "*=500"]) == {"mobilenet_v2": 20.0, "*": 500.0}
     with pytest.raises(ValueError):
-        cmd_simulate.parse_slo(["-3"])
+        inputs.parse_slo(["-3"])
     with pytest.raises(ValueError):
-        cmd_simulate.parse_slo(["50", "60"])
+        inputs.parse_slo(["50", "60"])
 
 
 def test_sweep_command_writes_table_and_oracle_and_resumes(tmp_path, capsys):
@@ -78,7 +78,7 @@ def test_sweep_command_writes_table_and_oracle_and_resumes(tmp_path, capsys):
 
 def test_bench_sim_quick(tmp_path, capsys):
     out = tmp_path / "bench"
-    assert _run(bench, ["--requests", "3000", "--repeats", "1", "--quick", "--out", str(out)]) == 0
+    assert _run(cmd_bench, ["--requests", "3000", "--repeats", "1", "--quick", "--out", str(out)]) == 0
     report = json.loads((out / "bench.json").read_text())
     assert report["sim_req_per_cpu_s"] > 0 and report["bare_simpy_req_per_cpu_s"] > 0
     assert report["ratio_sim_to_bare"] == pytest.approx(

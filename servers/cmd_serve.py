@@ -4,7 +4,7 @@ The server loop lives in :mod:`servelab.servers.base` and its implementations; t
 owns the process: it parses the flags (``ServerConfig`` + ``ServeOptions``, one source of
 truth), starts the server, prints its URL once it answers ready, and on SIGTERM or SIGINT stops
 intake, drains in-flight requests for up to ``--drain-timeout-s`` and exits.  A second signal
-stops at once.  Also runnable as ``python -m servelab.servers.commands``.
+stops at once.  Also runnable as ``python -m servelab.cli serve``.
 """
 
 from __future__ import annotations
@@ -59,14 +59,3 @@ def run(args: argparse.Namespace) -> int:
             server.stop()
         for s, h in old.items():
             signal.signal(s, h)
-
-
-def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    parser = argparse.ArgumentParser(prog="servelab serve", description=__doc__)
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

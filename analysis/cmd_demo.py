@@ -52,24 +52,20 @@ def _stage(n: int, title: str) -> float:
 def _validate(args: argparse.Namespace, profile: Any, prof_path: Path, out: Path) -> Any:
     """``servelab validate --quick`` cut to :data:`LIVE_SETUPS` (three of them with tiny
     models) on the mixed workload."""
+    from servelab.analysis import cmd_validate
     from servelab.analysis.validate import report
-    from servelab.analysis.validate.command import (
-        add_arguments,
-        build_grid,
-        command_line,
-        validate,
-    )
+    from servelab.analysis.validate.validation import build_grid, validate
+    from servelab.reproduce import parse
 
     setups = LIVE_SETUPS[:3] if args.variant == "tiny" else LIVE_SETUPS
     argv = ["--profile", str(prof_path), "--quick", "--setups", *setups, "--workers", "2",
             "--schedulers", "fifo", "--workloads", "mixed", "--duration",
             f"{args.check_duration:g}", "--variant", args.variant,
             *(TINY_LIVE if args.variant == "tiny" else ())]
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    vargs = parser.parse_args(argv)
+    vargs = parse("validate", cmd_validate.add_arguments, argv)
     logging.getLogger("servelab.loadgen").setLevel(logging.WARNING)
-    res = validate(build_grid(vargs), profile, out, attribute=1, command=command_line(vargs),
+    res = validate(build_grid(vargs), profile, out, attribute=1,
+                   command=cmd_validate.command_line(vargs),
                    profile_path=str(prof_path), say=lambda s: print(s, flush=True))
     if not res.points.empty:
         print(report.format_points(res.points))
@@ -79,14 +75,16 @@ def _validate(args: argparse.Namespace, profile: Any, prof_path: Path, out: Path
 
 
 def run(args: argparse.Namespace) -> int:
-    import pandas as pd
 
-    from servelab import cli
-    from servelab.calibrate import commands as cal
-    from servelab.calibrate.commands import calibrate, default_out, show
+    from servelab.calibrate import cmd_calibrate as cal
+    from servelab.calibrate.calibration import calibrate, default_out, show
     from servelab.core.profile import Profile
     from servelab.reproduce import command_line, parse, run_metadata
     from servelab.results import new_run_dir, write_json
+    from servelab.sim import cmd_sweep
+    from servelab.sim.inputs import config_from_args, named_workload
+    from servelab.sim.oracle import OBJECTIVES, format_oracle
+    from servelab.sim.sweep import expand_configs, parse_grid, sweep
 
     meta = run_metadata(command_line("demo", add_arguments, args, omit=("out",)))
     out = args.out or new_run_dir("demo")
@@ -113,16 +111,26 @@ def run(args: argparse.Namespace) -> int:
 
     t = _stage(2, "simulate a sweep with that profile")
     sweep_out = out / "sweep"
-    sweep_argv = [
-        "sweep", "--profile", str(prof_path), "--workloads", *SWEEP_WORKLOADS,
+    sargs = parse("sweep", cmd_sweep.add_arguments, [
+        "--profile", str(prof_path), "--workloads", *SWEEP_WORKLOADS,
         "--duration", f"{args.sweep_duration:g}", "--grid", *SWEEP_GRID,
         "--model-lock", "none", "--objective", "reward", "--out", str(sweep_out), "--no-progress",
-    ]
-    rc = cli.main(sweep_argv)
-    if rc != 0:
-        return rc
-    print(f"[{time.perf_counter() - t:.0f}s] reproduce: servelab {' '.join(sweep_argv)}")
-    oracle = pd.read_parquet(sweep_out / "oracle.parquet")
+    ])
+    sweep_cmd = command_line("sweep", cmd_sweep.add_arguments, sargs)
+    workloads = {s.name: s for s in (named_workload(w, sargs.duration) for w in SWEEP_WORKLOADS)}
+    swept = sweep(
+        workloads, expand_configs(config_from_args(sargs), parse_grid(sargs.grid)), profile,
+        sweep_out, predictor=sargs.predictor, objective=sargs.objective, progress=False,
+        grid=sargs.grid, meta=run_metadata(sweep_cmd, meta["machine"]),
+    )
+    for pid, err in swept.outcome.failed:
+        print(f"  FAILED {pid}: {err}")
+    if swept.outcome.failed or swept.oracle is None:
+        return 1
+    print(f"\noracle ({sargs.objective}: {OBJECTIVES[sargs.objective]}):")
+    print(format_oracle(swept.oracle))
+    print(f"[{time.perf_counter() - t:.0f}s] reproduce: {sweep_cmd}")
+    oracle = swept.oracle
 
     live = None
     if not args.skip_live:
