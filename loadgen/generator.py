@@ -373,7 +373,7 @@ class OpenLoopSender:
 
     def _spawn(self, coro: object) -> None:
         assert self.loop is not None
-        task = self.loop.create_task(coro)  # type: ignore[arg-type]
+        task: asyncio.Task[None] = self.loop.create_task(coro)  # type: ignore[arg-type]
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -80,7 +80,7 @@ def enter_realtime(priority: int = 10) -> Callable[[], None]:
     return lambda: os.sched_setscheduler(0, policy, param)
 
 
-def _install_sigint(sender: OpenLoopSender) -> Callable[[], None]:
+def _install_sigint(sender: OpenLoopSender) -> Callable[[], object]:
     loop = asyncio.get_running_loop()
     try:
         loop.add_signal_handler(signal.SIGINT, sender.abort, "run was interrupted")
