@@ -101,7 +101,7 @@ def evaluate(
             entries.append((f"{spec} (prior)", spec, prior_states[spec]["policy"]))
         elif prior is not None:
             log.warning("policy %s is not in the prior; evaluated cold only", spec)
-    matrix = costs.matrix(arms)
+    matrix = costs.lost_matrix(arms)
     result = EvalResult(out=out, scores=[], tables=list(tables))
     frames = []
     choices: dict[str, dict[str, Any]] = {}

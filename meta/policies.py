@@ -42,7 +42,7 @@ def parse_spec(text: str) -> tuple[str, dict[str, Any]]:
     if not name:
         raise ValueError(f"policy spec {text!r}: no name")
     params: dict[str, Any] = {}
-    for item in filter(None, (p.strip() for p in rest.split(","))):
+    for item in filter(None, (p.strip() for p in _split_top(rest))):
         key, sep, raw = item.partition("=")
         if not sep:
             raise ValueError(f"policy spec {text!r}: expected key=value, got {item!r}")
@@ -56,13 +56,30 @@ def parse_spec(text: str) -> tuple[str, dict[str, Any]]:
 SWITCH_AWARE = "switch_aware"
 
 
+def _split_top(text: str) -> list[str]:
+    """Split on commas outside brackets and braces (JSON values may hold commas)."""
+    out, depth, cur = [], 0, []
+    for ch in text:
+        if ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+        if ch == "," and depth == 0:
+            out.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    out.append("".join(cur))
+    return out
+
+
 def make_policy(
     spec: str, n_arms: int, seed: int | None = 0, cost: Any = None,
     window_s: float | None = None,
 ) -> Any:
     """A fresh policy from a spec (ValueError names the valid policies).  A switch-aware
     wrapper given no ``cost`` / ``window_s`` of its own gets these: the arms' switching-cost
-    matrix in seconds (``SwitchCosts.matrix``) and the decision window."""
+    lost-service matrix in seconds (``SwitchCosts.lost_matrix``) and the decision window."""
     bandits, make, _ = _registry()
     name, params = parse_spec(spec)
     if name not in bandits:

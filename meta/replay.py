@@ -4,15 +4,17 @@ Each window: the policy picks an arm from the last window's features (``select``
 earns what the *serving* arm earned in it (the table's counterfactual reward), and the policy
 learns it (``update(serving arm, normalised reward, context)``).
 
-**Switching.**  Arms of one server setup (same concurrency model and offload) that differ only
-in the scheduler, or in the size of a thread pool, are applied in place (the live servers'
-``POST /servelab/config``): no cost.  Anything else — another concurrency model, or another
-number of worker processes — needs a new backend.  The live gateway brings the new backend up
-warm while the old one serves, then shifts traffic and drains the old one; so for the new
-setup's start-up time (:class:`SwitchCosts`) the old arm keeps serving and earning its reward,
-less a penalty for the CPU the starting backend takes from the shared cores.  A switch under
-way is committed: the policy is not asked again until it completes (it is still told each
-window's reward, credited to the arm that served it).
+**Switching** (as the live gateway, ``gateway/backends.py``, does it).  Arms that differ
+only in the scheduler run in one server process: the change is applied in place (``POST
+/servelab/config``), at no cost.  Anything else — another concurrency model, another pool
+size (no server resizes its pool live), batching — needs another backend process.  The
+gateway keeps the last ``max_warm`` backends warm (least recently used retired beyond that):
+moving to one still warm costs nothing either (new requests simply go to it).  Otherwise the
+new backend is started while the old one keeps serving: for the new setup's start-up time
+(:class:`SwitchCosts`) the old arm serves and earns its reward, less a penalty for the CPU the
+starting backend takes from the shared cores.  A switch under way is committed: the policy is
+not asked again until it completes (it is still told each window's reward, credited to the arm
+that served it).
 
 The first arm is free (the gateway starts with it).
 """
@@ -21,8 +23,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -59,17 +61,23 @@ class SwitchCosts:
     start_s: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_START_S))
     penalty: float = DEFAULT_PENALTY
     source: str = "defaults measured by calibrate/benches/switch.py (see meta/replay.py)"
+    max_warm: int = 2
+    """Backends kept warm, the serving one included (the gateway's ``--max-warm``); 1 = every
+    switch of process starts a new one."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.penalty <= 1:
             raise ValueError(f"switch penalty must be in [0, 1], got {self.penalty}")
         if any(not (v >= 0) for v in self.start_s.values()):
             raise ValueError("switch start times must be >= 0")
+        if self.max_warm < 1:
+            raise ValueError(f"max_warm must be >= 1, got {self.max_warm}")
 
     @classmethod
     def free(cls) -> SwitchCosts:
         """No switching cost at all (every change applied instantly)."""
-        return cls(start_s={k: 0.0 for k in DEFAULT_START_S}, penalty=0.0, source="free")
+        return cls(start_s={k: 0.0 for k in DEFAULT_START_S}, penalty=0.0, source="free",
+                   max_warm=1)
 
     @classmethod
     def from_profile(cls, profile: Any) -> SwitchCosts:
@@ -90,28 +98,39 @@ class SwitchCosts:
         return cls(start_s=start, penalty=DEFAULT_PENALTY, source=src)
 
     def in_place(self, a: Arm, b: Arm) -> bool:
-        """Whether ``a`` → ``b`` is applied in place (same backend)."""
-        if a.setup != b.setup:
-            return False
-        ca, cb = a.config.to_dict(), b.config.to_dict()
-        diff = {k for k in ca if ca[k] != cb[k]} - {"scheduler"}
-        if not diff:
-            return True
-        # A thread pool is resized in place; worker processes need a new backend.
-        return diff == {"workers"} and a.setup in ("threads", "async-thread")
+        """Whether ``a`` → ``b`` is applied in place: the same server process."""
+        return backend_key(a) == backend_key(b)
 
-    def cost_s(self, a: Arm, b: Arm) -> float:
-        """Seconds the old arm keeps serving before ``b`` takes over."""
-        if a.index == b.index or self.in_place(a, b):
+    def cost_s(self, a: Arm, b: Arm, warm: Sequence[str] = ()) -> float:
+        """Seconds the old arm keeps serving before ``b`` takes over (0 in place, or when
+        ``b``'s backend is among the ``warm`` ones)."""
+        if a.index == b.index or self.in_place(a, b) or backend_key(b) in warm:
             return 0.0
         return float(self.start_s.get(b.setup, max(self.start_s.values(), default=0.0)))
 
     def matrix(self, arms: ArmSet) -> list[list[float]]:
-        """``cost_s`` between every pair of arms (what a switch-aware policy weighs)."""
+        """``cost_s`` between every pair of arms: how long each switch takes."""
         return [[self.cost_s(a, b) for b in arms] for a in arms]
 
+    def lost_matrix(self, arms: ArmSet) -> list[list[float]]:
+        """What each switch costs in seconds of lost service — what a switch-aware policy
+        weighs (``core.bandits.switching``, which counts a switch's seconds as earning nothing).
+        Here the old backend keeps serving while the new one starts, less the start-up's
+        ``penalty``: over a horizon ``H`` a switch of ``c`` seconds gains
+        ``(H − c)(v_to − v_from) − c · penalty · v_from``, which for near-equal arms (the
+        delicate decisions: a large gain pays for any switch) is ``H (v_to − v_from) −
+        c · penalty · v_to`` — the wrapper's test with ``c · penalty`` seconds."""
+        return [[c * self.penalty for c in row] for row in self.matrix(arms)]
+
     def to_dict(self) -> dict[str, Any]:
-        return {"start_s": dict(self.start_s), "penalty": self.penalty, "source": self.source}
+        return {"start_s": dict(self.start_s), "penalty": self.penalty,
+                "max_warm": self.max_warm, "source": self.source}
+
+
+def backend_key(arm: Arm) -> str:
+    """The server process an arm needs: its config minus the scheduler (as the gateway's
+    ``process_key``)."""
+    return replace(arm.config, scheduler="fifo").config_id
 
 
 class Policy(Protocol):
@@ -171,6 +190,14 @@ def replay(
     switching_total = 0.0
     served_prev: int | None = None
     spent = 0.0
+    warm: list[str] = []  # backend keys, least recently used first (the serving one last)
+
+    def use(arm: int) -> None:
+        key = backend_key(arms[arm])
+        if key in warm:
+            warm.remove(key)
+        warm.append(key)
+        del warm[:-costs.max_warm]
     for w in range(n):
         ctx = table.context(served_prev, w - 1)
         chosen = -1
@@ -184,11 +211,14 @@ def replay(
         spent += time.perf_counter() - t0
         if cur is None:
             cur = chosen
+            use(cur)
         elif target is None and chosen != cur:
-            cost = costs.cost_s(arms[cur], arms[chosen])
-            if cost <= 0:
+            cost = costs.cost_s(arms[cur], arms[chosen], warm)
+            if cost <= 0:  # in place, or to a backend still warm
+                backend += int(not costs.in_place(arms[cur], arms[chosen]))
                 cur = chosen
                 switches += 1
+                use(cur)
             else:
                 target, remaining = chosen, cost
         if target is not None:
@@ -204,6 +234,7 @@ def replay(
                 cur, target, remaining = new, None, 0.0
                 switches += 1
                 backend += 1
+                use(cur)
         else:
             share, old, new, switching = 1.0, cur, cur, 0.0
             raw = float(table.reward[cur, w])

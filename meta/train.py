@@ -171,21 +171,43 @@ def draw_workloads(
 # -- fitting -------------------------------------------------------------------------------------
 
 
+def fresh_episode(policy: Any, spec: str, **make: Any) -> Any:
+    """``policy`` ready for a new run: a wrapper's own state (the arm it is on, its dwell, its
+    detectors' references — where the *last* run ended) is rebuilt fresh from ``spec`` around
+    the trained inner policy, which keeps everything it learned.  Other policies are returned
+    as they are (all their state is what they learned)."""
+    inner = getattr(policy, "inner", None)
+    if inner is None:
+        return policy
+    fresh = make_policy(spec, policy.n_arms, policy.seed, **make)
+    fresh.inner = inner
+    return fresh
+
+
 def fit_policy(
-    policy: Any, tables: Sequence[RewardTable], costs: SwitchCosts, name: str = ""
-) -> dict[str, Any]:
-    """Train ``policy`` over ``tables`` in order (see the module docstring); returns how."""
+    spec: str, tables: Sequence[RewardTable], costs: SwitchCosts, seed: int = 0,
+    window_s: float = 1.0,
+) -> tuple[Any, dict[str, Any]]:
+    """Train the policy ``spec`` over ``tables`` in order (see the module docstring); returns
+    it (ready for a new run, :func:`fresh_episode`) and how it was trained."""
+    if not tables:
+        raise ValueError("no training tables")
+    arms = tables[0].arms
+    make = {"cost": costs.lost_matrix(arms), "window_s": window_s}
+    policy = make_policy(spec, len(arms), seed, **make)
     full = inner_contextual(policy) is not None
     t0 = time.perf_counter()
     shares = []
     for table in tables:
-        rep = replay(policy, table, costs, name=name, full_information=full)
+        policy = fresh_episode(policy, spec, **make)
+        rep = replay(policy, table, costs, name=spec, full_information=full)
         oracle = _oracle_total(table)
         shares.append(float(rep.reward.sum() / oracle) if oracle > 0 else math.nan)
-    return {"mode": "full information" if full else "bandit replay",
-            "fit_s": time.perf_counter() - t0,
-            "train_oracle_share_mean": float(np.nanmean(shares)) if shares else math.nan,
-            "train_oracle_share_last": shares[-1] if shares else math.nan}
+    how = {"mode": "full information" if full else "bandit replay",
+           "fit_s": time.perf_counter() - t0,
+           "train_oracle_share_mean": float(np.nanmean(shares)) if shares else math.nan,
+           "train_oracle_share_last": shares[-1] if shares else math.nan}
+    return fresh_episode(policy, spec, **make), how
 
 
 def _oracle_total(table: RewardTable) -> float:
@@ -238,8 +260,7 @@ def train(
     fitted: dict[str, dict[str, Any]] = {}
     fit_total = 0.0
     for spec in policies:
-        policy = make_policy(spec, len(arms), seed, cost=costs.matrix(arms), window_s=window_s)
-        how = fit_policy(policy, tables, costs, name=spec)
+        policy, how = fit_policy(spec, tables, costs, seed, window_s)
         fit_total += how["fit_s"]
         state = policy.to_dict()
         load_policy(state)  # refuse to write a state that does not load back

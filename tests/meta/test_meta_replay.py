@@ -13,10 +13,11 @@ from servelab.meta.windows import RewardTable, normalise
 
 ARMS = arms_from_spec([
     {"concurrency": "threads", "workers": 2},
-    {"concurrency": "threads", "workers": 4, "scheduler": "sjf"},  # in place from arm 0
+    {"concurrency": "threads", "workers": 2, "scheduler": "sjf"},  # in place from arm 0
     {"concurrency": "processes", "workers": 2},  # a new backend
+    {"concurrency": "threads", "workers": 4},  # another pool size: another backend
 ])
-COSTS = SwitchCosts(start_s={"threads": 1.0, "processes": 2.5}, penalty=0.2)
+COSTS = SwitchCosts(start_s={"threads": 1.0, "processes": 2.5}, penalty=0.2, max_warm=1)
 
 
 def make_table(reward: np.ndarray, phase_starts: tuple[float, ...]) -> RewardTable:
@@ -34,9 +35,9 @@ def make_table(reward: np.ndarray, phase_starts: tuple[float, ...]) -> RewardTab
 
 
 def two_phases() -> RewardTable:
-    r = np.empty((3, 12))
-    r[:, :6] = np.array([[10.0], [9.0], [4.0]])  # phase 0: arm 0 best
-    r[:, 6:] = np.array([[5.0], [5.0], [10.0]])  # phase 1: arm 2 best
+    r = np.empty((4, 12))
+    r[:, :6] = np.array([[10.0], [9.0], [4.0], [1.0]])  # phase 0: arm 0 best
+    r[:, 6:] = np.array([[5.0], [5.0], [10.0], [1.0]])  # phase 1: arm 2 best
     return make_table(r, (0.0, 6.0))
 
 
@@ -67,7 +68,7 @@ def test_switch_costs_in_place_and_backend() -> None:
 def test_adaptation_time_and_scores() -> None:
     t = two_phases()
     assert list(oracle_arms(t)) == [0, 2]
-    assert best_static_arm(t) == 0  # 7.5 mean vs 7.0 and 7.0
+    assert best_static_arm(t) == 0  # 7.5 mean vs 7.0, 7.0, 1.0
     # on arm 0 all along, then to arm 2 at the shift: two windows and a half of switching
     seq = [0] * 6 + [2] * 6
     rep = replay(Scripted(seq), t, COSTS)
@@ -108,10 +109,21 @@ def test_policy_learns_what_served_and_full_information() -> None:
     assert stub.seen[1][2].rate == 10.0
     full = Learner()
     replay(full, t, SwitchCosts.free(), full_information=True)
-    assert len(full.seen) == 3 * 12  # every arm, every window
+    assert len(full.seen) == 4 * 12  # every arm, every window
 
 
 def test_round_robin_under_costs() -> None:
     t = two_phases()
-    rep = replay(RoundRobin(3), t, COSTS)
+    rep = replay(RoundRobin(4), t, COSTS)
     assert rep.backend_switches >= 1 and rep.switching_s > 0
+
+
+def test_warm_backends_switch_back_for_free() -> None:
+    t = two_phases()
+    seq = [0, 0, 3, 3, 3, 0, 0, 0, 0, 0, 0, 0]  # to another thread pool and back
+    cold = replay(Scripted(seq), t, COSTS)  # max_warm 1: both moves start a backend
+    assert cold.backend_switches == 2 and cold.switching_s == pytest.approx(2.0)
+    warm = replay(Scripted(seq), t, SwitchCosts(start_s=COSTS.start_s, penalty=0.2, max_warm=2))
+    assert warm.backend_switches == 2 and warm.switching_s == pytest.approx(1.0)
+    assert list(warm.frame["served"][5:7]) == [0, 0]  # arm 0's backend was still warm
+    assert list(cold.frame["served"][5:7]) == [3, 0]
