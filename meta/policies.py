@@ -58,7 +58,9 @@ SWITCH_AWARE = "switch_aware"
 
 def _split_top(text: str) -> list[str]:
     """Split on commas outside brackets and braces (JSON values may hold commas)."""
-    out, depth, cur = [], 0, []
+    out: list[str] = []
+    cur: list[str] = []
+    depth = 0
     for ch in text:
         if ch in "[{":
             depth += 1
