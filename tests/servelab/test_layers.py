@@ -2,7 +2,8 @@
 
 Layers, bottom up: core (no I/O) -> the run layer (``servelab/`` beside the CLI: results,
 machine metadata, reproduce lines) and the shipped workloads -> ffi -> servers -> loadgen ->
-calibrate, sim, meta, gateway -> analysis -> the CLI.  Every ``import servelab.<pkg>`` in the
+calibrate, sim -> meta (the bandits trained and judged in simulation) -> gateway (the same
+bandits live) -> analysis -> the CLI.  Every ``import servelab.<pkg>`` in the
 source, lazy ones inside functions included, must name a package of the same layer or one below;
 a new package gets its place in :data:`LAYERS`.
 """
@@ -23,11 +24,11 @@ LAYERS: dict[str, int] = {
     "loadgen": 4,
     "calibrate": 5,
     "sim": 5,
-    "meta": 5,
-    "gateway": 5,
-    "analysis": 6,
+    "meta": 6,
+    "gateway": 7,
+    "analysis": 8,
 }
-CLI = 7
+CLI = 9
 KNOWN_UPWARD = {("ffi", "servers")}
 """Upward imports still to remove (issue 15): ffi builds its models and inputs from servers'."""
 
