@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,9 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--free-switching", action="store_true",
                         help="switching costs nothing (default: the profile's / measured "
                         "backend start-up times)")
+    parser.add_argument("--max-warm", type=int, default=2,
+                        help="backends the gateway keeps warm, the serving one included; a "
+                        "switch back to a warm one is free (default: 2, the gateway's)")
     parser.add_argument("--seed", type=int, default=0, help="policy and draw seed (default: 0)")
     parser.add_argument("--executor", default="local", choices=list(EXECUTORS))
     parser.add_argument("--address", default=None, help="Ray cluster address (--executor ray)")
@@ -45,7 +49,10 @@ def read_common(args: argparse.Namespace) -> tuple[Profile, ArmSet, SwitchCosts,
         raise ValueError("--window-s must be > 0")
     profile = load_profile(args.profile)
     arms = load_arms(args.arms)
-    costs = SwitchCosts.free() if args.free_switching else SwitchCosts.from_profile(profile)
+    if args.max_warm < 1:
+        raise ValueError("--max-warm must be >= 1")
+    costs = SwitchCosts.free() if args.free_switching else \
+        replace(SwitchCosts.from_profile(profile), max_warm=args.max_warm)
     slo = parse_slo(args.slo_ms)
     return profile, arms, costs, slo
 
@@ -64,7 +71,7 @@ def reproduce(command: str, args: argparse.Namespace, skip: tuple[str, ...] = ()
     parts = ["servelab", *command.split()]
     defaults = {"window_s": 1.0, "reward": "reward", "seed": 0, "executor": "local",
                 "free_switching": False, "no_progress": False, "jobs": None, "address": None,
-                "slo_ms": None, "arms": None, "profile": None}
+                "slo_ms": None, "arms": None, "profile": None, "max_warm": 2}
     for key, value in vars(args).items():
         if key in skip or key == "command" or value is None or value is False:
             continue

@@ -164,6 +164,8 @@ def replay(
     name: str = "",
     learn: bool = True,
     full_information: bool = False,
+    augment: int = 0,
+    seed: int = 0,
 ) -> Replay:
     """Run ``policy`` over ``table`` (see the module docstring).  ``learn=False`` never calls
     ``update`` (a frozen prior).  Per-window columns: ``chosen`` (the policy's pick, -1 while a
@@ -175,7 +177,10 @@ def replay(
 
     ``full_information=True`` (training in simulation, where every arm's reward is known):
     after each window the policy learns every arm's normalised reward in that window's
-    context, not only the serving arm's; the contexts still come from the arms it chose."""
+    context, not only the serving arm's; the contexts still come from the arms it chose, plus
+    (``augment`` > 0) the same window as seen under ``augment`` other arms drawn at random
+    (seeded by ``seed``): a policy that seldom leaves a good arm would otherwise never see what
+    an overloaded arm's p95 / p99 / CPU look like, and would have to extrapolate there."""
     costs = costs if costs is not None else SwitchCosts()
     arms: ArmSet = table.arms
     n = table.n_windows
@@ -190,6 +195,7 @@ def replay(
     switching_total = 0.0
     served_prev: int | None = None
     spent = 0.0
+    aug_rng = np.random.default_rng(seed)
     warm: list[str] = []  # backend keys, least recently used first (the serving one last)
 
     def use(arm: int) -> None:
@@ -241,8 +247,11 @@ def replay(
             served = cur
         norm = float(normalise(np.array([raw]), table.offered[w:w + 1], w_s)[0])
         if learn and full_information:
-            for a in range(table.n_arms):
-                policy.update(a, float(table.norm[a, w]), ctx)
+            others = [table.context(int(o), w - 1)
+                      for o in aug_rng.integers(table.n_arms, size=augment)] if w > 0 else []
+            for c in [ctx, *others]:
+                for a in range(table.n_arms):
+                    policy.update(a, float(table.norm[a, w]), c)
         elif learn:
             t0 = time.perf_counter()
             policy.update(int(served), norm, ctx)
