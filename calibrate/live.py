@@ -96,17 +96,12 @@ LIGHT = {"mobilenet_v2": None, "lstm_forecaster": 96}
 """The runs whose latency is mostly path, not queueing (short requests at low load)."""
 
 
-def _low(run: Mapping[str, Any]) -> bool:
-    """A run at the bench's low rate (not the light model's busier repeat)."""
-    return float(run.get("rate_factor", 1.0)) == 1.0
-
-
 def handoff_latency(runs: Sequence[Mapping[str, Any]]) -> float:
     """The path's latency that takes no CPU: a light run's median latency minus the CPU one
     request costs on it (generator, front end, inference), the median over the light runs."""
     out = []
     for run in runs:
-        if run["model"] not in LIGHT or not run.get("requests") or not _low(run):
+        if run["model"] not in LIGHT or not run.get("requests"):
             continue
         size = LIGHT[run["model"]]
         if size is not None and abs(run["size"] - size) > 1:
@@ -124,7 +119,7 @@ def service_scales(runs: Sequence[Mapping[str, Any]],
     by_model: dict[str, list[float]] = defaultdict(list)
     for run in runs:
         mp = models.get(run["model"])
-        if mp is None or not run.get("requests") or not run.get("inference_s") or not _low(run):
+        if mp is None or not run.get("requests") or not run.get("inference_s"):
             continue
         solo = mp.mean_service(max(run["size"], 1.0))
         if solo > 0:
@@ -146,47 +141,21 @@ def expected_cold(mp: ModelProfile, rate: float, workers: int, busy_s: float) ->
     return float(np.mean([mp.cold_extra(g) for g in gaps]))
 
 
-def _run_cold(run: Mapping[str, Any], mp: ModelProfile, workers: int) -> float:
-    rate = run["requests"] / run["seconds"] if run.get("seconds") else 0.0
-    return expected_cold(mp, rate, workers, run["inference_s"])
-
-
-def cold_scale(runs: Sequence[Mapping[str, Any]], models: Mapping[str, ModelProfile],
-               workers: int) -> float:
-    """How much colder than the in-process warmth bench (``ModelProfile.cold``) a worker's
-    caches go between requests in this server: the fall of a model's in-server CPU per
-    request from its low-rate run to its busier one, over the fall the warmth curve predicts
-    for the shorter gaps (median over the models run at two rates; 1 without such a pair,
-    clipped to [0, 10])."""
-    ks = []
-    for low in runs:
-        mp = models.get(low["model"])
-        if mp is None or not low.get("requests") or not low.get("inference_s") or not _low(low):
-            continue
-        for busy in runs:
-            if (busy["model"] != low["model"] or _low(busy) or not busy.get("requests")
-                    or abs(busy["size"] - low["size"]) > 1 or not busy.get("inference_s")):
-                continue
-            drop = _run_cold(low, mp, workers) - _run_cold(busy, mp, workers)
-            if drop > 1e-5:
-                ks.append((low["inference_s"] - busy["inference_s"]) / drop)
-    return float(np.clip(np.median(ks), 0.0, 10.0)) if ks else 1.0
-
-
 def inference_scales(runs: Sequence[Mapping[str, Any]], models: Mapping[str, ModelProfile],
-                     workers: int, cold: float = 1.0) -> dict[str, float]:
-    """Per model, the in-server inference CPU per request, less ``cold`` times the cold extra
-    expected at the run's gaps, over the benchmarked service time (median over its runs;
-    clipped to [0.5, 3]): what the server adds to every inference whatever the load."""
+                     workers: int) -> dict[str, float]:
+    """Per model, the in-server inference CPU per request, less the cold extra expected at the
+    run's gaps, over the benchmarked service time (median over its runs; clipped to [0.5, 3]):
+    what the server adds to every inference whatever the load."""
     by_model: dict[str, list[float]] = defaultdict(list)
     for run in runs:
         mp = models.get(run["model"])
         if mp is None or not run.get("requests") or not run.get("inference_s"):
             continue
         solo = mp.mean_service(max(run["size"], 1.0))
+        rate = run["requests"] / run["seconds"] if run.get("seconds") else 0.0
+        cold = expected_cold(mp, rate, workers, run["inference_s"])
         if solo > 0:
-            extra = cold * _run_cold(run, mp, workers)
-            by_model[run["model"]].append((run["inference_s"] - extra) / solo)
+            by_model[run["model"]].append((run["inference_s"] - cold) / solo)
     return {m: float(np.clip(np.median(v), 0.5, 3.0)) for m, v in by_model.items()}
 
 
@@ -207,12 +176,10 @@ def inline_cost(thread: FrontEndCost, measured: Mapping[str, Any] | None,
         fe = float(curve(run["size"] or 1.0))
         runs.append({**run, "frontend_s": fe, "inference_s": max(run["frontend_s"] - fe, 0.0)})
     workers = 1  # the loop is the one worker
-    k = cold_scale(runs, models, workers)
     return replace(
-        thread, convoy={}, latency_s=handoff_latency(runs), cold_scale=k,
+        thread, convoy={}, latency_s=handoff_latency(runs),
         service_scale={**thread.service_scale, **service_scales(runs, models)},
-        inference_scale={**thread.inference_scale,
-                         **inference_scales(runs, models, workers, k)},
+        inference_scale={**thread.inference_scale, **inference_scales(runs, models, workers)},
         fit={"method": "async-thread's front end; the loop's CPU per request less it is "
                        "inline's inference", "runs": runs})
 
@@ -246,13 +213,12 @@ def frontend_costs(results: Sequence[Result], gil: GilCost, notes: list[str],
                 rate = gil.pairs.get("frontend", {}).get(m)
                 explained = probe_cpu * (1.0 / rate - 1.0) if rate else 0.0
                 convoy[m] = max(float(delta) - explained, 0.0)
-        w = int(r.get("workers", FRONTEND_WORKERS))
-        k = cold_scale(r["runs"], models or {}, w)
         out[setup] = FrontEndCost(
             cpu=cpu, convoy=convoy, serial=setup.startswith("async"),
             latency_s=handoff_latency(r["runs"]),
             service_scale=service_scales(r["runs"], models or {}),
-            cold_scale=k, inference_scale=inference_scales(r["runs"], models or {}, w, k),
+            inference_scale=inference_scales(r["runs"], models or {},
+                                             int(r.get("workers", FRONTEND_WORKERS))),
             fit={"probe_idle_s": r["probe_idle_s"], "probe_delta_s": r["probe_delta_s"],
                  "runs": [{k: v for k, v in run.items()} for run in r["runs"]],
                  "inference_threads": r.get("inference_threads", 0)},
@@ -294,7 +260,6 @@ def describe(fe: Mapping[str, FrontEndCost], client: ClientCost, gil: GilCost) -
         conv = "  ".join(f"{m} {v * 1e3:.2f}" for m, v in f.convoy.items())
         scale = "  ".join(f"{m} x{v:.2f} (x{f.inference_scale.get(m, math.nan):.2f} warm)"
                           for m, v in f.service_scale.items())
-        scale += f"; cold x{f.cold_scale:.2f}" if scale else ""
         lines.append(f"front end {setup:<13}: CPU ms/request {cpu}; convoy ms {conv or '-'}; "
                      f"hand-off latency {f.latency_s * 1e3:.2f} ms; in-server inference "
                      f"{scale or '-'}")

@@ -48,9 +48,9 @@ def plan(
     for setup in LIVE_SETUPS:
         inline = setup == "async-inline"
         pts.append(Point("frontend", {"setup": setup, "models": list(models), "variant": variant,
-                                      "seconds": (1.2 if inline else 1.4) if quick else 6.0,
+                                      "seconds": (1.2 if inline else 1.5) if quick else 6.0,
                                       "probe_seconds": 0.0 if inline else
-                                      0.8 if quick else 4.0, "busier": 1.6}, 1, 1))
+                                      0.8 if quick else 4.0}, 1, 1))
     sizes = SIZES if quick else FULL_SIZES
     samples = 5 if quick else 20
     for m in models:

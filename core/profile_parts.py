@@ -458,9 +458,7 @@ class FrontEndCost:
     ``ModelProfile.cold`` predicts at the measurement's gaps taken out — the server's own
     extra work per inference (its worker path, caches its front end disturbs), which the
     simulator applies to every inference in this setup on top of the gap-dependent cold extra.
-    ``cold_scale``: that cold extra in this server over the in-process warmth bench's (the
-    front end and the load generator share the cores' caches between requests), fitted from
-    the light model's CPU per request at two rates.  ``fit`` keeps the measurement's details.
+    ``fit`` keeps the measurement's details.
     """
 
     cpu: Mapping[str, CostCurve] = field(default_factory=dict)
@@ -470,14 +468,12 @@ class FrontEndCost:
     latency_s: float = 0.0
     service_scale: Mapping[str, float] = field(default_factory=dict)
     inference_scale: Mapping[str, float] = field(default_factory=dict)
-    cold_scale: float = 1.0
     fit: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if any(not v > 0 for v in self.inference_scale.values()):
             raise ProfileError("frontend: inference_scale values must be > 0")
-        _nonneg("frontend", in_share=self.in_share, latency_s=self.latency_s,
-                cold_scale=self.cold_scale, **{f"convoy[{m}]": v
+        _nonneg("frontend", in_share=self.in_share, latency_s=self.latency_s, **{f"convoy[{m}]": v
                                                        for m, v in self.convoy.items()})
         if self.in_share > 1:
             raise ProfileError("frontend: in_share must be in [0, 1]")
@@ -497,8 +493,7 @@ class FrontEndCost:
                 "convoy": dict(self.convoy), "serial": self.serial,
                 "in_share": self.in_share, "latency_s": self.latency_s,
                 "service_scale": dict(self.service_scale),
-                "inference_scale": dict(self.inference_scale), "cold_scale": self.cold_scale,
-                "fit": dict(self.fit)}
+                "inference_scale": dict(self.inference_scale), "fit": dict(self.fit)}
 
 
 @dataclass(frozen=True)

@@ -256,8 +256,7 @@ class SimServer:
         mp = batch.mp
         if mp is None or not mp.cold:
             return 0.0
-        gap = now - self._last_end.get((batch.worker, batch.model), -math.inf)
-        return self.service.cold_scale * mp.cold_extra(gap)
+        return mp.cold_extra(now - self._last_end.get((batch.worker, batch.model), -math.inf))
 
     def _run(self, batch: SimBatch, now: float) -> None:
         batch.seg_start = now

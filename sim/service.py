@@ -66,8 +66,6 @@ class ServiceModel:
         self.model_profiles: list[ModelProfile] = [profile.model(m) for m in names]
         fe = profile.frontend.get(setup_name(config.concurrency, config.offload))
         scale = fe.inference_scale if fe is not None else {}
-        self.cold_scale = fe.cold_scale if fe is not None else 1.0
-        """The setup's cold extra over the warmth bench's (``FrontEndCost.cold_scale``)."""
         n = len(arrivals)
         idx = arrivals.model_idx
         sizes = arrivals.input_size.astype(float)

@@ -38,10 +38,7 @@ WORKERS = 2
 """The measured servers' pool size."""
 RUNS = (("mobilenet_v2", 32), ("distilbert", None), ("lstm_forecaster", 96),
         ("lstm_forecaster", 720))
-"""(model, fixed input size or None for the workload default), at the low rate."""
-LIGHT_RUN = ("mobilenet_v2", 32)
-"""Run again at ``busier`` times its rate (a bench parameter): how its in-server CPU per
-request falls as its workers' idle gaps shrink is the server's own cache warmth."""
+"""(model, fixed input size or None for the workload default)."""
 
 
 def _task_ns(pid: int) -> dict[int, int]:
@@ -86,14 +83,14 @@ def _workers_ns(pids: list[int]) -> int:
 
 
 def _cpu_run(srv: Any, model: str, size: int | None, seconds: float, inference: set[int],
-             pid: int, seed: int, workers: list[int], factor: float = 1.0) -> dict[str, Any]:
+             pid: int, seed: int, workers: list[int]) -> dict[str, Any]:
     from servelab.loadgen.accounting import build_records, merge_results
     from servelab.loadgen.generator import SenderOptions
     from servelab.loadgen.payloads import Payloads, Target
     from servelab.loadgen.processes import run_senders
     from servelab.loadgen.schedule import Schedule
 
-    spec = _spec(model, size, _rate(model, size) * factor, seconds, seed)
+    spec = _spec(model, size, _rate(model, size), seconds, seed)
     schedule = Schedule.from_spec(spec)
     target = Target.parse(srv.url)
     payloads = Payloads.build(schedule, target, None, seed=spec.seed)  # before the clock
@@ -115,7 +112,7 @@ def _cpu_run(srv: Any, model: str, size: int | None, seconds: float, inference: 
     return {"model": model, "size": float(rec.loc[done, "input_size"].mean()) if ok else 0.0,
             "requests": ok, "seconds": seconds, "frontend_s": fe_ns / 1e9 / max(ok, 1),
             "inference_s": inf_ns / 1e9 / max(ok, 1), "client_s": (c1 - c0) / max(ok, 1),
-            "fixed_size": size is not None, "rate_factor": factor,
+            "fixed_size": size is not None,
             "latency_p50_s": float(rec.loc[done, "latency"].median()) if ok else float("nan")}
 
 
@@ -171,7 +168,6 @@ def measure(params: Mapping[str, Any], warmups: int, samples: int) -> dict[str, 
     variant = params.get("variant", "full")
     seconds = float(params.get("seconds", 2.0))
     probe_s = float(params.get("probe_seconds", 1.5))
-    busier = float(params.get("busier", 0.0))
     models = tuple(params.get("models", MODELS))
     config = ServerConfig(concurrency=conc, offload=offload or "thread", workers=WORKERS,
                           models=(*models, "noop"), queue_capacity=1024)
@@ -185,13 +181,9 @@ def measure(params: Mapping[str, Any], warmups: int, samples: int) -> dict[str, 
         for model, size in RUNS:  # warm every path once
             if model in models:
                 _cpu_run(srv, model, size, 0.5, inference, pid, 1, workers)
-        plan = [(m, z, 1.0) for m, z in RUNS]
-        if busier > 0 and LIGHT_RUN[0] in models:
-            plan.append((*LIGHT_RUN, busier))
-        for model, size, factor in plan:
+        for model, size in RUNS:
             if model in models:
-                runs.append(_cpu_run(srv, model, size, seconds, inference, pid, 2, workers,
-                                     factor))
+                runs.append(_cpu_run(srv, model, size, seconds, inference, pid, 2, workers))
         idle = _probe(srv.url, bodies["noop"], probe_s) if probe_s > 0 else []
         probes = {"idle": idle}
         for m in models if probe_s > 0 else ():

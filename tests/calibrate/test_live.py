@@ -139,23 +139,3 @@ def test_inline_inference_is_the_loops_cpu_less_async_threads_front_end():
     # not measured: inline takes async-thread's scale
     fe, _ = frontend_costs([thread], GilCost(), notes=[], models=models)
     assert fe["async-inline"].inference_scale["m"] == pytest.approx(1.0)
-
-
-def test_cold_scale_is_the_in_server_fall_with_load_over_the_warmth_curves():
-    from servelab.calibrate.live import cold_scale, expected_cold, inference_scales
-    from servelab.core.profile import CostCurve, ModelProfile
-
-    mp = ModelProfile(forward=CostCurve(fixed_s=0.004),
-                      cold=((0.0, 0.0), (0.01, 0.0005), (0.1, 0.002)))
-    low = dict(_run("m", 32, 0.002, n=50), inference_s=0.0)
-    busy = dict(_run("m", 32, 0.002, n=100), inference_s=0.0, rate_factor=2.0)
-    # a server twice as cold as the warmth bench: inference = 1.2 x 4 ms + 2 x cold(gaps)
-    for run in (low, busy):
-        for _ in range(3):  # the gaps depend on the busy time: iterate to the fixed point
-            run["inference_s"] = 0.0048 + 2 * expected_cold(
-                mp, run["requests"] / run["seconds"], 2, run["inference_s"])
-    assert low["inference_s"] > busy["inference_s"]
-    k = cold_scale([low, busy], {"m": mp}, 2)
-    assert k == pytest.approx(2.0, rel=0.05)
-    assert inference_scales([low, busy], {"m": mp}, 2, k)["m"] == pytest.approx(1.2, rel=0.02)
-    assert cold_scale([low], {"m": mp}, 2) == 1.0  # one rate: the warmth curve as measured

@@ -370,12 +370,3 @@ def test_the_setups_measured_inference_scale_stretches_every_inference():
     assert ends(simulate(procs, spec, scaled)) == [1.5, 4.5]
     # another setup's scale does not apply
     assert ends(simulate(cfg(workers=1), spec, scaled)) == [1.0, 4.0]
-
-
-def test_the_setups_cold_scale_multiplies_the_cold_extra():
-    mp = replace(ideal().models["m"], cold=((0.0, 0.0), (0.5, 0.25), (1.0, 0.5)))
-    base = replace(ideal(cores=1), models={"m": mp})
-    colder = replace(base, frontend={"threads": FrontEndCost(cold_scale=2.0)})
-    spec = replace(burst(1), arrival=ArrivalSpec(kind="trace", times=(0.0,)), duration=3.0)
-    assert ends(simulate(cfg(workers=1), spec, base)) == [1.5]
-    assert ends(simulate(cfg(workers=1), spec, colder)) == [2.0]
