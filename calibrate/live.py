@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from servelab.calibrate.benches.frontend import WORKERS as FRONTEND_WORKERS
 from servelab.calibrate.fit import fit_gil
 from servelab.core.profile import ClientCost, CostCurve, FrontEndCost, GilCost, ModelProfile
 
@@ -127,47 +126,15 @@ def service_scales(runs: Sequence[Mapping[str, Any]],
     return {m: float(np.clip(np.median(v), 0.5, 3.0)) for m, v in by_model.items()}
 
 
-def expected_cold(mp: ModelProfile, rate: float, workers: int, busy_s: float) -> float:
-    """The mean cold-cache extra (``mp.cold_extra``) per request of a Poisson stream at
-    ``rate`` shared round-robin by ``workers`` (the live pools hand work to the longest-idle
-    worker): a worker's idle gap is an Erlang(workers, rate) inter-arrival less its own busy
-    time ``busy_s``, averaged over 64 quantiles."""
-    if not mp.cold or not rate > 0:
-        return 0.0
-    from scipy.stats import gamma
-
-    q = (np.arange(64) + 0.5) / 64
-    gaps = np.maximum(gamma.ppf(q, max(workers, 1), scale=1.0 / rate) - busy_s, 0.0)
-    return float(np.mean([mp.cold_extra(g) for g in gaps]))
-
-
-def inference_scales(runs: Sequence[Mapping[str, Any]], models: Mapping[str, ModelProfile],
-                     workers: int) -> dict[str, float]:
-    """Per model, the in-server inference CPU per request, less the cold extra expected at the
-    run's gaps, over the benchmarked service time (median over its runs; clipped to [0.5, 3]):
-    what the server adds to every inference whatever the load."""
-    by_model: dict[str, list[float]] = defaultdict(list)
-    for run in runs:
-        mp = models.get(run["model"])
-        if mp is None or not run.get("requests") or not run.get("inference_s"):
-            continue
-        solo = mp.mean_service(max(run["size"], 1.0))
-        rate = run["requests"] / run["seconds"] if run.get("seconds") else 0.0
-        cold = expected_cold(mp, rate, workers, run["inference_s"])
-        if solo > 0:
-            by_model[run["model"]].append((run["inference_s"] - cold) / solo)
-    return {m: float(np.clip(np.median(v), 0.5, 3.0)) for m, v in by_model.items()}
-
-
 def inline_cost(thread: FrontEndCost, measured: Mapping[str, Any] | None,
                 models: Mapping[str, ModelProfile]) -> FrontEndCost:
     """Async inline's front end: async-thread's (the same uvicorn/FastAPI path, serial, no
     convoy — inference runs on the loop's own thread).  Where inline was measured, the loop's
-    CPU per request less that front end is inline's in-server inference, whose scale can differ
-    from async-thread's (the loop's own work between inferences shares the core's caches)."""
+    CPU per request less that front end is inline's in-server inference: its own hand-off
+    latency and (diagnostic) service scale."""
     if measured is None:
         return replace(thread, convoy={}, fit={
-            "method": "async-thread's front end and inference scale (inline not measured)"})
+            "method": "async-thread's front end (inline not measured)"})
     runs = []
     for run in measured["runs"]:
         curve = thread.cpu.get(run["model"])
@@ -175,11 +142,9 @@ def inline_cost(thread: FrontEndCost, measured: Mapping[str, Any] | None,
             continue
         fe = float(curve(run["size"] or 1.0))
         runs.append({**run, "frontend_s": fe, "inference_s": max(run["frontend_s"] - fe, 0.0)})
-    workers = 1  # the loop is the one worker
     return replace(
         thread, convoy={}, latency_s=handoff_latency(runs),
         service_scale={**thread.service_scale, **service_scales(runs, models)},
-        inference_scale={**thread.inference_scale, **inference_scales(runs, models, workers)},
         fit={"method": "async-thread's front end; the loop's CPU per request less it is "
                        "inline's inference", "runs": runs})
 
@@ -217,8 +182,6 @@ def frontend_costs(results: Sequence[Result], gil: GilCost, notes: list[str],
             cpu=cpu, convoy=convoy, serial=setup.startswith("async"),
             latency_s=handoff_latency(r["runs"]),
             service_scale=service_scales(r["runs"], models or {}),
-            inference_scale=inference_scales(r["runs"], models or {},
-                                             int(r.get("workers", FRONTEND_WORKERS))),
             fit={"probe_idle_s": r["probe_idle_s"], "probe_delta_s": r["probe_delta_s"],
                  "runs": [{k: v for k, v in run.items()} for run in r["runs"]],
                  "inference_threads": r.get("inference_threads", 0)},
@@ -258,8 +221,7 @@ def describe(fe: Mapping[str, FrontEndCost], client: ClientCost, gil: GilCost) -
         cpu = "  ".join(f"{m} {c(c.points[0][0] if c.points else 32) * 1e3:.2f}"
                         for m, c in f.cpu.items())
         conv = "  ".join(f"{m} {v * 1e3:.2f}" for m, v in f.convoy.items())
-        scale = "  ".join(f"{m} x{v:.2f} (x{f.inference_scale.get(m, math.nan):.2f} warm)"
-                          for m, v in f.service_scale.items())
+        scale = "  ".join(f"{m} x{v:.2f}" for m, v in f.service_scale.items())
         lines.append(f"front end {setup:<13}: CPU ms/request {cpu}; convoy ms {conv or '-'}; "
                      f"hand-off latency {f.latency_s * 1e3:.2f} ms; in-server inference "
                      f"{scale or '-'}")

@@ -453,11 +453,9 @@ class FrontEndCost:
     after every socket call wait for the holder's switch interval).  ``latency_s``: the
     path's time that takes no CPU — thread wake-ups, the loopback — per request, half on the
     way in and half on the way out.  ``service_scale[model]``: the CPU one inference costs in
-    this server over the model's benchmarked service time, as measured (diagnostic).
-    ``inference_scale[model]``: the same ratio with the cold-cache extra that
-    ``ModelProfile.cold`` predicts at the measurement's gaps taken out — the server's own
-    extra work per inference (its worker path, caches its front end disturbs), which the
-    simulator applies to every inference in this setup on top of the gap-dependent cold extra.
+    this server over the model's benchmarked service time at the bench's low rate — a
+    diagnostic the simulator does not apply: applied, it fitted one calibration's validation
+    and overshot the next (the ratio falls with load and drifts with the machine's state).
     ``fit`` keeps the measurement's details.
     """
 
@@ -467,12 +465,9 @@ class FrontEndCost:
     in_share: float = 0.7
     latency_s: float = 0.0
     service_scale: Mapping[str, float] = field(default_factory=dict)
-    inference_scale: Mapping[str, float] = field(default_factory=dict)
     fit: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if any(not v > 0 for v in self.inference_scale.values()):
-            raise ProfileError("frontend: inference_scale values must be > 0")
         _nonneg("frontend", in_share=self.in_share, latency_s=self.latency_s, **{f"convoy[{m}]": v
                                                        for m, v in self.convoy.items()})
         if self.in_share > 1:
@@ -484,16 +479,14 @@ class FrontEndCost:
         d = dict(data)
         d["cpu"] = _curves("frontend.cpu", d.get("cpu", {}))
         d["convoy"] = {str(m): float(v) for m, v in d.get("convoy", {}).items()}
-        for k in ("service_scale", "inference_scale"):
-            d[k] = {str(m): float(v) for m, v in d.get(k, {}).items()}
+        d["service_scale"] = {str(m): float(v) for m, v in d.get("service_scale", {}).items()}
         return cls(**d)
 
     def to_dict(self) -> dict[str, Any]:
         return {"cpu": {m: c.to_dict() for m, c in self.cpu.items()},
                 "convoy": dict(self.convoy), "serial": self.serial,
                 "in_share": self.in_share, "latency_s": self.latency_s,
-                "service_scale": dict(self.service_scale),
-                "inference_scale": dict(self.inference_scale), "fit": dict(self.fit)}
+                "service_scale": dict(self.service_scale), "fit": dict(self.fit)}
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,7 @@
 """Service demand: how much CPU work each request and each batch costs, drawn from the profile.
 
 Everything per request is computed up front, vectorized, when the run starts: the model's
-preprocess / forward / postprocess costs at the request's input size (times the setup's
-live-measured ``inference_scale`` where the profile has one), a noise factor (mean 1,
+preprocess / forward / postprocess costs at the request's input size, a noise factor (mean 1,
 the profile's distribution and CV), and the server overheads the configuration adds — with
 a live-measured front end only the worker's half of IPC (the rest is
 :mod:`servelab.sim.frontend`'s), otherwise the microbenchmarked HTTP stack, IPC hand-off and
@@ -64,8 +63,6 @@ class ServiceModel:
         self.threads = config.intra_op_threads
         names = arrivals.models
         self.model_profiles: list[ModelProfile] = [profile.model(m) for m in names]
-        fe = profile.frontend.get(setup_name(config.concurrency, config.offload))
-        scale = fe.inference_scale if fe is not None else {}
         n = len(arrivals)
         idx = arrivals.model_idx
         sizes = arrivals.input_size.astype(float)
@@ -77,10 +74,9 @@ class ServiceModel:
             if not k:
                 continue
             s = sizes[sel]
-            f = scale.get(names[j], 1.0)
-            pre[sel] = mp.preprocess.evaluate(s) * f
-            fwd[sel] = mp.forward.evaluate(s) * f / mp.speedup(self.threads)
-            post[sel] = mp.postprocess.evaluate(s) * f
+            pre[sel] = mp.preprocess.evaluate(s)
+            fwd[sel] = mp.forward.evaluate(s) / mp.speedup(self.threads)
+            post[sel] = mp.postprocess.evaluate(s)
             eps[sel] = noise(mp.dist, mp.cv, k, rng)
             gil_m[sel] = mp.gil_share
             nbytes[sel] = mp.input_bytes_fixed + mp.input_bytes_per_unit * s + mp.output_bytes

@@ -108,21 +108,6 @@ def test_cold_curves_are_extra_cpu_over_back_to_back_and_never_fall():
     assert [x for _, x in got] == pytest.approx([0.0, 0.0, 0.004, 0.004])
 
 
-def test_inference_scale_takes_the_expected_cold_extra_out_of_the_in_server_cost():
-    from servelab.calibrate.live import expected_cold, inference_scales
-    from servelab.core.profile import CostCurve, ModelProfile
-
-    warm = ModelProfile(forward=CostCurve(fixed_s=0.004))
-    cold = ModelProfile(forward=CostCurve(fixed_s=0.004), cold=((0.0, 0.001), (1.0, 0.001)))
-    assert expected_cold(warm, 25.0, 2, 0.006) == 0.0
-    assert expected_cold(cold, 25.0, 2, 0.006) == pytest.approx(0.001)
-    # 50 requests in 2 s, 6 ms of in-server inference each: 1.5x the benchmark, of which
-    # 1 ms is the cold extra at those gaps, so 1.25x is the server's own
-    run = dict(_run("m", 1, 0.002), inference_s=0.006)
-    assert inference_scales([run], {"m": warm}, 2)["m"] == pytest.approx(1.5)
-    assert inference_scales([run], {"m": cold}, 2)["m"] == pytest.approx(1.25)
-
-
 def test_inline_inference_is_the_loops_cpu_less_async_threads_front_end():
     from servelab.core.profile import CostCurve, GilCost, ModelProfile
 
@@ -134,8 +119,8 @@ def test_inline_inference_is_the_loops_cpu_less_async_threads_front_end():
     models = {"m": ModelProfile(forward=CostCurve(fixed_s=0.004))}
     fe, _ = frontend_costs([thread, inline], GilCost(), notes=[], models=models)
     assert fe["async-inline"].cpu["m"](32) == pytest.approx(0.002)
-    assert fe["async-thread"].inference_scale["m"] == pytest.approx(1.0)
-    assert fe["async-inline"].inference_scale["m"] == pytest.approx(1.5)
-    # not measured: inline takes async-thread's scale
+    assert fe["async-thread"].service_scale["m"] == pytest.approx(1.0)
+    assert fe["async-inline"].service_scale["m"] == pytest.approx(1.5)
+    # not measured: inline takes async-thread's
     fe, _ = frontend_costs([thread], GilCost(), notes=[], models=models)
-    assert fe["async-inline"].inference_scale["m"] == pytest.approx(1.0)
+    assert fe["async-inline"].service_scale["m"] == pytest.approx(1.0)

@@ -13,7 +13,6 @@ import pytest
 from servelab.core.config import ServerConfig
 from servelab.core.profile import (
     CostCurve,
-    FrontEndCost,
     GilCost,
     Interference,
     MachineInfo,
@@ -359,14 +358,3 @@ def test_idle_workers_take_turns_like_the_live_pools():
                    duration=8.0)
     res = simulate(cfg(workers=2), spec, ideal())
     assert res.records.sort_values("start")["worker"].tolist() == [0, 1, 0, 1]
-
-
-def test_the_setups_measured_inference_scale_stretches_every_inference():
-    base = ideal(cores=1)
-    scaled = replace(base, frontend={"processes": FrontEndCost(inference_scale={"m": 1.5})})
-    spec = replace(burst(1), arrival=ArrivalSpec(kind="trace", times=(0.0, 3.0)), duration=6.0)
-    procs = cfg(workers=1, concurrency="processes")
-    assert ends(simulate(procs, spec, base)) == [1.0, 4.0]
-    assert ends(simulate(procs, spec, scaled)) == [1.5, 4.5]
-    # another setup's scale does not apply
-    assert ends(simulate(cfg(workers=1), spec, scaled)) == [1.0, 4.0]
