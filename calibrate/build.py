@@ -125,15 +125,20 @@ def _interference(results: Sequence[Result], gil: Mapping[str, float], cores: in
     tables: dict[str, dict[int, list[float]]] = {"threads": defaultdict(list),
                                                  "processes": defaultdict(list)}
     by_model: dict[str, dict[tuple[str, int], float]] = defaultdict(dict)
+    own: dict[tuple[str, str, int], float] = {}  # interleaved ratios (the point's own baseline)
     for r in results:
-        by_model[r["params"]["model"]][(r["params"]["mode"], r["params"]["k"])] = float(
-            np.median(r["samples"])
-        )
+        key = (r["params"]["mode"], r["params"]["k"])
+        by_model[r["params"]["model"]][key] = float(np.median(r["samples"]))
+        if "ratio" in r:
+            own[(r["params"]["model"], *key)] = float(r["ratio"])
     for model, t in by_model.items():
         for (mode, k), v in t.items():
-            if (mode, 1) not in t:
+            if (model, mode, k) in own:
+                ratio = own[(model, mode, k)]
+            elif (mode, 1) in t:
+                ratio = v / t[(mode, 1)]
+            else:
                 continue
-            ratio = v / t[(mode, 1)]
             expected = max(1.0, k / cores)
             if mode == "threads":
                 n = min(k, cores)

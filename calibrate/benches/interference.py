@@ -5,6 +5,13 @@ each serve ``per_worker`` requests back to back, with one intra-op thread each. 
 every request's service time and the pool's throughput; throughput at k threads versus k
 processes is what the GIL-share fit reads.  CPU time and context switches come from getrusage
 (RUSAGE_SELF for threads, RUSAGE_CHILDREN for processes).
+
+For processes with k > 1 the point also measures its own baseline, interleaved: ``ROUNDS``
+rounds of one solo child then k children, each serving its share of the requests.  ``ratio`` —
+the median over rounds of (median service time beside k-1 others / median alone) — is then
+immune to the machine drifting between points (its speed moves by tens of percent within an
+hour on a shared host; two separate points minutes apart measured 0.99 and 1.49 for the same
+ratio).
 """
 
 from __future__ import annotations
@@ -34,6 +41,27 @@ def _child(model: Any, inputs: list[Any], n: int, conn: Any) -> None:
     torch.set_num_threads(1)
     conn.send(_serve(model, inputs, n))
     conn.close()
+
+
+ROUNDS = 3
+
+
+def _fork_burst(ctx: Any, model: Any, inputs: list[Any], k: int, n: int) -> list[float]:
+    """k forked children serving ``n`` requests each, at once: every request's service time."""
+    pipes, procs = [], []
+    for _ in range(k):
+        parent, child = ctx.Pipe(duplex=False)
+        p = ctx.Process(target=_child, args=(model, inputs, n, child))
+        p.start()
+        child.close()
+        pipes.append(parent)
+        procs.append(p)
+    times: list[float] = []
+    for parent in pipes:
+        times += parent.recv()
+    for p in procs:
+        p.join()
+    return times
 
 
 def measure(params: Mapping[str, Any], warmups: int, samples: int) -> dict[str, Any]:
@@ -70,23 +98,21 @@ def measure(params: Mapping[str, Any], warmups: int, samples: int) -> dict[str, 
             times += r
     else:
         ctx = mp.get_context("fork")
-        pipes, procs = [], []
-        for _ in range(k):
-            parent, child = ctx.Pipe(duplex=False)
-            p = ctx.Process(target=_child, args=(model, inputs, per_worker, child))
-            p.start()
-            child.close()
-            pipes.append(parent)
-            procs.append(p)
-        for parent in pipes:
-            times += parent.recv()
-        for p in procs:
-            p.join()
+        times = _fork_burst(ctx, model, inputs, k, per_worker)
     wall = time.perf_counter() - t0
     r1 = resource.getrusage(who)
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    extra: dict[str, Any] = {}
+    if mode == "processes" and k > 1:
+        share = max(per_worker // ROUNDS, 1)
+        ratios = []
+        for _ in range(ROUNDS):
+            solo = _fork_burst(ctx, model, inputs, 1, share)
+            beside = _fork_burst(ctx, model, inputs, k, share)
+            ratios.append(float(np.median(beside) / np.median(solo)))
+        extra = {"ratio": float(np.median(ratios)), "ratios": ratios}
     return {
-        "samples": times, "mode": mode, "k": k, "wall": wall,
+        **extra, "samples": times, "mode": mode, "k": k, "wall": wall,
         "throughput": k * per_worker / wall, "cpu_time": cpu,
         "voluntary_cs": r1.ru_nvcsw - r0.ru_nvcsw, "involuntary_cs": r1.ru_nivcsw - r0.ru_nivcsw,
     }

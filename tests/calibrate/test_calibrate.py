@@ -77,3 +77,24 @@ def test_unknown_bench_selection_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="selects no point"):
         calibrate(tmp_path / "p.json", quick=True, models=["lstm_forecaster"], variant="tiny",
                   only=["nope"], progress=False)
+
+
+def test_interference_prefers_the_points_own_interleaved_baseline():
+    from servelab.calibrate.build import _interference
+
+    def res(k, t, **kw):
+        return {"params": {"model": "m", "mode": "processes", "k": k}, "samples": [t] * 5, **kw}
+
+    # the machine slowed between the k=1 and k=2 points: 1.5x across points, 1.1x within one
+    drifted = [res(1, 0.010), res(2, 0.015)]
+    assert _interference(drifted, {}, cores=2).processes == pytest.approx((1.0, 1.5))
+    own = [res(1, 0.010), res(2, 0.015, ratio=1.1)]
+    assert _interference(own, {}, cores=2).processes == pytest.approx((1.0, 1.1))
+
+
+def test_the_k2_interference_point_measures_its_own_baseline(calibrated):
+    import json
+
+    out, _, _ = calibrated
+    pts = [json.loads(p.read_text()) for p in out.with_suffix(".d").rglob("interference-k2-*.json")]
+    assert pts and all(len(p["ratios"]) == 3 and p["ratio"] > 0 for p in pts)
