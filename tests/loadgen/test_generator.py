@@ -68,13 +68,16 @@ def test_poisson_sends_pass_a_ks_test(fresh_stub: StubProcess) -> None:
     gaps = np.diff(sends)
     intended = np.diff(run.records["intended_arrival"].to_numpy())
     # The schedule is exponential (exactly: it is generated), and the sends keep its shape:
-    # the largest gap between the two distributions stays small.  A p-value on 1,600 sends
-    # would flag sub-millisecond wake-up jitter of a shared machine (seen: D = 0.065 on an
-    # idle one), which is the scheduler's, not the generator's; the bound still fails for
-    # a sender that batches or paces its sends (a constant-rate sender has D = 0.6).
+    # the largest gap between the two distributions stays small.  Gaps under a millisecond
+    # count as one class: a shared machine's wake-up jitter reshuffles them (seen: D = 0.065
+    # on an idle machine, 0.11 beside other jobs, both at gaps of ~0.1 ms), which is the
+    # scheduler's doing, not the generator's.  The bounds still fail for a sender that batches
+    # or paces its sends (a constant-rate sender has D = 0.6).
     assert stats.kstest(intended, "expon", args=(0, 1 / rate)).pvalue > 1e-3
-    assert stats.ks_2samp(gaps, intended).statistic < 0.1
-    assert stats.kstest(gaps, "expon", args=(0, 1 / rate)).statistic < 0.1
+    floor = 1e-3
+    assert stats.ks_2samp(np.maximum(gaps, floor), np.maximum(intended, floor)).statistic < 0.1
+    # exponential gaps are memoryless: those above the floor, less it, are exponential again
+    assert stats.kstest(gaps[gaps >= floor] - floor, "expon", args=(0, 1 / rate)).statistic < 0.1
 
 
 def test_stall_shows_in_open_loop_p99_and_a_closed_loop_misses_it(fresh_stub: StubProcess) -> None:
