@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
 
     from servelab.calibrate import cmd_calibrate as cal
     from servelab.calibrate.calibration import calibrate, default_out, show
-    from servelab.core.profile import Profile
+    from servelab.core.profile import Profile, ProfileError
     from servelab.reproduce import command_line, parse, run_metadata
     from servelab.results import new_run_dir, write_json
     from servelab.sim import cmd_sweep
@@ -98,10 +98,17 @@ def run(args: argparse.Namespace) -> int:
     cal_args = parse("calibrate", cal.add_arguments,
                      ["--quick", "--out", str(prof_path), "--variant", args.variant,
                       "--models", "mobilenet_v2", "distilbert", "lstm_forecaster"])
+    profile = None
     if prof_path.exists() and not args.recalibrate:
-        profile = Profile.load(prof_path)
-        print(f"cached profile {prof_path} (measured {profile.machine.date}; --recalibrate to redo)")
-    else:
+        try:
+            profile = Profile.load(prof_path)
+        except ProfileError as e:  # written by an older servelab: rebuild from its stored points
+            print(f"cached profile {prof_path} does not load with this version ({e}); "
+                  "calibrating again (points already measured are reused)")
+        else:
+            print(f"cached profile {prof_path} (measured {profile.machine.date}; "
+                  "--recalibrate to redo)")
+    if profile is None:
         profile, _ = calibrate(prof_path, quick=True, models=cal_args.models,
                                variant=cal_args.variant, progress=True,
                                command=command_line("calibrate", cal.add_arguments, cal_args))
