@@ -12,17 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from servelab.analysis.sched_study import (
-    LIVE_DEFAULT,
-    POLICIES,
-    SIM_ONLY,
-    format_cells,
-    format_targets,
-    plot_waits,
-    run_live,
-    run_sim,
-    targets,
-)
+from servelab.analysis.sched_report import format_cells, format_targets, plot_waits, targets
+from servelab.analysis.sched_study import LIVE_DEFAULT, POLICIES, SIM_ONLY, run_live, run_sim
 from servelab.core.config import CONCURRENCY
 from servelab.core.profile import load_profile
 

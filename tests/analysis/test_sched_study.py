@@ -15,6 +15,7 @@ from threadpoolctl import threadpool_limits
 
 from servelab.analysis import cmd_sched_study
 from servelab.analysis import predictor as P
+from servelab.analysis import sched_report as R
 from servelab.analysis import sched_study as S
 from servelab.analysis.sched_theory import phipps_wait_mean, theory_check
 from servelab.core import learned as core_learned
@@ -85,13 +86,13 @@ def test_simulated_grid_sjf_beats_fifo_and_learned_tracks_oracle(mixed):
                         ["fifo", "sjf-learned", "sjf-oracle", "mlfq"], workers=2,
                         requests=4000, seed=0)
     assert sim.predictor_mape["overall"] < 10.0
-    (t,) = S.targets(sim.cells, MODELS)
+    (t,) = R.targets(sim.cells, MODELS)
     assert t["sjf-learned_cut"] >= 0.2 and t["sjf-oracle_cut"] >= 0.2
     assert t["learned_over_oracle"] < 1.15
     assert t["mlfq_fast_wait_cut"] > 0  # preemption shields the fast classes...
     assert t["mlfq_slow_sojourn_change"] > 0  # ...at DistilBERT's expense
     assert set(sim.waits["policy"]) == {"fifo", "sjf-learned", "sjf-oracle", "mlfq"}
-    assert "sim" in S.format_cells(sim.cells, MODELS)
+    assert "sim" in R.format_cells(sim.cells, MODELS)
 
 
 def test_live_engine_orders_by_the_learned_predictor(tmp_path):
