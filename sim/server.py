@@ -15,8 +15,9 @@ module adds only what the simulator itself models, driven by callbacks on a SimP
   ``async`` with ``offload="thread"``): with ``model_lock`` ``per-model`` (or ``global``) a
   worker that took a batch whose model is busy waits for the lock, holding its batch and its
   slot (first come, first served) — live, that worker's thread blocks the same way;
-* **cold starts**: a batch whose worker sat idle before it costs the model's measured extra
-  CPU for that gap (``ModelProfile.cold``: caches cold, the core asleep);
+* **cold starts**: a batch costs the model's measured extra CPU for the time since that
+  model last ran on its worker (``ModelProfile.cold``: caches cold, the core asleep, or
+  another model's work in between);
 * **execution**: the batch's CPU job runs on the :class:`~servelab.sim.cpu.FluidCpu`; under a
   preemptive policy (MLFQ) it runs stage by stage and after each stage but the last the core
   decides whether to stop it there (the lead request decides for the whole batch); a stopped
@@ -252,7 +253,8 @@ class SimServer:
 
     # -- execution -------------------------------------------------------------------------------
     def _cold(self, batch: SimBatch, now: float) -> float:
-        """Extra CPU of a batch whose worker sat idle before it (``ModelProfile.cold``)."""
+        """Extra CPU of a batch for the time since its model last ran on its worker
+        (``ModelProfile.cold``)."""
         mp = batch.mp
         if mp is None or not mp.cold:
             return 0.0

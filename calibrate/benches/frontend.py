@@ -198,4 +198,4 @@ def measure(params: Mapping[str, Any], warmups: int, samples: int) -> dict[str, 
     return {"samples": [r["frontend_s"] for r in runs], "setup": setup, "runs": runs,
             "probe_idle_s": float(np.median(idle)) if idle else 0.0, "probe_delta_s": convoy,
             "probes": {k: [float(x) for x in v] for k, v in probes.items()},
-            "inference_threads": len(inference), "workers": WORKERS}
+            "inference_threads": len(inference)}
