@@ -1,5 +1,5 @@
-"""``servelab bench gateway``: what the gateway costs — the same load on a backend directly
-and through the gateway, side by side.
+"""What the gateway costs — the same load on a backend directly and through the gateway, side
+by side (the library behind ``servelab bench gateway``, gateway/cmd_bench.py).
 
 For each rate in ``--rates`` two legs run with the same open-loop schedule (the load
 generator's library API, 127.0.0.1 only): *direct* against a fresh backend (``servelab
@@ -13,7 +13,6 @@ leg's records), and the line that reproduces them.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shlex
 import subprocess
@@ -24,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from servelab.core.config import ServerConfig, add_dataclass_args, from_args, opt, to_flags
+from servelab.core.config import ServerConfig, opt, to_flags
 from servelab.core.workload import WorkloadSpec
 from servelab.loadgen.payloads import MakeInput
 from servelab.loadgen.runner import LoadConfig, run_load
@@ -159,16 +158,3 @@ def format_table(result: dict[str, Any]) -> str:
         lines.append(f"{'':>7} {'added':>8} p50 {added if added is not None else float('nan'):+.3f}"
                      f" ms, throughput ratio {ratio if ratio is not None else float('nan'):.3f}")
     return "\n".join(lines)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = __doc__.split("\n\n", 1)[1].strip()
-    add_dataclass_args(parser, BenchGatewayConfig)
-
-
-def run(args: argparse.Namespace) -> int:
-    result = bench(from_args(BenchGatewayConfig, args))
-    print(format_table(result))
-    print(f"wrote {result['path']}/summary.json")
-    print(f"reproduce: {result['command']}")
-    return 0

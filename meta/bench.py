@@ -1,4 +1,5 @@
-"""``servelab bench bandits``: what one decision costs, per bandit policy.
+"""What one decision costs, per bandit policy (the library behind ``servelab bench bandits``,
+meta/cmd_bench_bandits.py).
 
 For each registered policy (defaults; ``switch_aware`` with a 2 s switch cost around UCB1, so
 its cost-vs-gain path runs) and each arm count, it plays ``--steps`` decisions on a synthetic
@@ -16,17 +17,13 @@ it.  Results go to
 
 from __future__ import annotations
 
-import argparse
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from servelab.core.bandits import BANDITS, Context, make_bandit
+from servelab.core.bandits import Context, make_bandit
 from servelab.core.bandits.base import BanditPolicy
-from servelab.reproduce import command_line, run_metadata
-from servelab.results import new_run_dir, write_json
 
 TARGET_US = 50.0
 PHASES = 8
@@ -90,28 +87,3 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     lines.append(f"(one select + update pair per decision, perf_counter_ns; block: the median of "
                  f"the means of {BLOCK}-decision blocks, the judged figure)")
     return "\n".join(lines)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--policy", action="append", choices=sorted(BANDITS), default=None,
-                        help="a policy to time (repeatable; default: every registered one)")
-    parser.add_argument("--arms", type=int, nargs="+", default=[27, 64], help="arm counts")
-    parser.add_argument("--steps", type=int, default=20_000, help="decisions per policy")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the rewards and policies")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="output folder (default: results/bench-bandits-<time>)")
-
-
-def run(args: argparse.Namespace) -> int:
-    if args.steps < 100 or min(args.arms) < 1:
-        raise ValueError("--steps must be >= 100 and --arms >= 1")
-    meta = run_metadata(command_line("bench bandits", add_arguments, args, omit=("out",)))
-    names = args.policy or list(BANDITS)
-    rows = bench(names, args.arms, args.steps, args.seed)
-    out = args.out if args.out is not None else new_run_dir("bench-bandits")
-    write_json(out / "summary.json", {"kind": "bench-bandits", **meta, "target_us": TARGET_US,
-                                      "meets_target": all(r["meets_target"] for r in rows),
-                                      "rows": rows})
-    print(format_table(rows))
-    print(f"wrote {out / 'summary.json'}\nreproduce: {meta['command']}")
-    return 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import shlex
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -65,29 +64,3 @@ def executor(args: argparse.Namespace) -> Any:
         kwargs["jobs"] = default_jobs()
     return make_executor(args.executor, **kwargs)
 
-
-def reproduce(command: str, args: argparse.Namespace, skip: tuple[str, ...] = ()) -> str:
-    """The command line that reproduces ``args`` (defaults left out)."""
-    parts = ["servelab", *command.split()]
-    defaults = {"window_s": 1.0, "reward": "reward", "seed": 0, "executor": "local",
-                "free_switching": False, "no_progress": False, "jobs": None, "address": None,
-                "slo_ms": None, "arms": None, "profile": None, "max_warm": 2}
-    for key, value in vars(args).items():
-        if key in skip or key == "command" or value is None or value is False:
-            continue
-        if key in defaults and defaults[key] == value:
-            continue
-        if key in ("phases", "phase_s", "load"):
-            from servelab.meta.train import Ranges
-
-            if tuple(value) == tuple(getattr(Ranges(), key)):
-                continue
-        flag = "--" + key.replace("_", "-")
-        if value is True:
-            parts.append(flag)
-        elif isinstance(value, list | tuple):
-            if value:
-                parts += [flag, *map(str, value)]
-        else:
-            parts += [flag, str(value)]
-    return shlex.join(parts)

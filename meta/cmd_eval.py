@@ -13,10 +13,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from servelab.meta.cli_args import add_common_arguments, executor, read_common, reproduce
+from servelab.meta.cli_args import add_common_arguments, executor, read_common
 from servelab.meta.evaluate import evaluate, format_choices, format_scores, format_targets
 from servelab.meta.policies import default_policies
 from servelab.meta.train import held_out_workloads, load_policy_file
+from servelab.reproduce import command_line
 from servelab.results import RESULTS_ROOT, new_run_dir
 
 
@@ -54,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     if args.no_cold and prior is None:
         raise ValueError("--no-cold needs --prior")
     out = args.out if args.out is not None else new_run_dir("meta-eval")
-    cmd = reproduce("meta eval", args, skip=("cache", "no_plots", "out"))
+    cmd = command_line("meta eval", add_arguments, args,
+                       omit=("cache", "no_plots", "out"))
     print(f"meta eval: {len(workloads)} workload(s) x {len(arms)} arms; "
           f"{len(policies)} policies{' (+ prior)' if prior else ''} -> {out}")
     with executor(args) as ex:

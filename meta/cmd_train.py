@@ -13,9 +13,10 @@ import argparse
 import time
 from pathlib import Path
 
-from servelab.meta.cli_args import add_common_arguments, executor, read_common, reproduce
+from servelab.meta.cli_args import add_common_arguments, executor, read_common
 from servelab.meta.policies import default_policies
 from servelab.meta.train import DEFAULT_WORKLOADS, QUICK_WORKLOADS, Ranges, train
+from servelab.reproduce import command_line
 from servelab.results import new_run_dir
 
 
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     if not 0 < ranges.load[0] <= ranges.load[1]:
         raise ValueError("--load needs 0 < MIN <= MAX")
     out = args.out if args.out is not None else new_run_dir("meta-train")
-    cmd = reproduce("meta train", args, skip=("resume",))
+    cmd = command_line("meta train", add_arguments, args, omit=("resume",))
     print(f"meta train: {n} workloads x {len(arms)} arms, policies {', '.join(policies)} -> {out}")
     t0 = time.perf_counter()
     with executor(args) as ex:

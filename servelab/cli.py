@@ -34,14 +34,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "meta eval": ("servelab.meta.cmd_eval", "bandits vs oracle on held-out shifting workloads"),
     "sched-study": ("servelab.analysis.cmd_sched_study", "FIFO vs Priority vs SJF vs MLFQ, simulated and live"),
     "demo": ("servelab.analysis.cmd_demo", "the main job: an end-to-end run of the pipeline"),
-    "gateway": ("servelab.gateway.commands",
+    "gateway": ("servelab.gateway.cmd_gateway",
                 "the adaptive gateway: switches live backends as the meta-scheduler decides"),
     # Benchmarks: commands that write results/, never timed tests.
     "bench serve": ("servelab.servers.cmd_bench", "benchmark the live servers (throughput, p50/p99)"),
     "bench load": ("servelab.loadgen.cmd_bench", "benchmark the load generator's capacity and lag"),
     "bench sim": ("servelab.sim.cmd_bench", "benchmark the simulator against bare SimPy"),
-    "bench bandits": ("servelab.meta.bench", "time each bandit policy's select + update"),
-    "bench gateway": ("servelab.gateway.bench", "the gateway's overhead: a backend direct vs through it"),
+    "bench bandits": ("servelab.meta.cmd_bench_bandits", "time each bandit policy's select + update"),
+    "bench gateway": ("servelab.gateway.cmd_bench", "the gateway's overhead: a backend direct vs through it"),
 }
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from servelab.core.bandits import BANDITS
-from servelab.meta import bench
+from servelab.meta import cmd_bench_bandits as bench
 from servelab.reproduce import parse
 
 

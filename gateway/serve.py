@@ -1,4 +1,5 @@
-"""``servelab gateway``: the adaptive gateway, serving until SIGTERM / SIGINT.
+"""The adaptive gateway as a library: :class:`GatewayConfig`, :func:`load_policy` and
+:func:`serve` (``servelab gateway``, in cmd_gateway.py, runs it until SIGTERM / SIGINT).
 
 One OIP v2 endpoint in front of live backends (``servelab serve`` processes).  Every decision
 window it measures what its clients saw, teaches the policy (its prior: a policy file from
@@ -10,17 +11,14 @@ request is dropped.  ``/dashboard`` shows it live; ``/servelab/meta`` explains e
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
 import logging
-import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from servelab.core.bandits.base import BanditPolicy
-from servelab.core.config import add_dataclass_args, from_args, opt
+from servelab.core.config import opt
 from servelab.gateway.backends import BackendPool
 from servelab.gateway.controller import Controller
 from servelab.gateway.metrics import GatewayMetrics
@@ -30,22 +28,6 @@ from servelab.meta.arms import ArmSet, load_arms
 from servelab.servers.base import ServeOptions
 
 log = logging.getLogger(__name__)
-
-EPILOG = """\
-what a switch does:
-  same server, other scheduler  -> POST /servelab/config on the running backend (queued
-                                   requests move into the new policy; no new process)
-  other concurrency / pool size -> a warm backend is reused, or a new one is started and
-                                   awaited until /v2/health/ready; new requests go to it;
-                                   the old one finishes its in-flight requests, then stays
-                                   warm (up to --max-warm / --memory-mb) or is drained
-  a backend that fails to start -> the gateway stays where it is (logged as 'failed')
-endpoints: /v2/... (forwarded), /v2/health/*, /metrics, /servelab/meta, /servelab/timeseries,
-           /dashboard
-example:
-  servelab gateway --arms arms.yaml --policy results/meta-train-*/policy.json --port 8080
-  servelab load --workload shifting --target http://127.0.0.1:8080
-"""
 
 
 @dataclass(frozen=True)
@@ -125,28 +107,3 @@ async def serve(cfg: GatewayConfig, stop: asyncio.Event,
         await front.close()
         await ctl.close()
     return ctl
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.description = __doc__.split("\n\n", 1)[1].strip()
-    parser.epilog = EPILOG
-    add_dataclass_args(parser, GatewayConfig)
-
-
-def run(args: argparse.Namespace) -> int:
-    cfg = from_args(GatewayConfig, args)
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for s in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(s, stop.set)
-        ctl = await serve(cfg, stop)
-        n = sum(1 for s in ctl.switches if s["kind"] != "start")
-        print(f"servelab gateway: stopped after {len(ctl.windows)} windows, {n} switches",
-              flush=True)
-
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
-    return 0
