@@ -42,6 +42,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="measured live seconds per validation point (after its warm-up)")
     parser.add_argument("--out", type=Path, help="results folder (default: results/demo-*)")
     parser.add_argument("--skip-live", action="store_true", help="calibrate and simulate only")
+    g = parser.add_argument_group(
+        "adaptive demo", "--adaptive runs the adaptive gateway live on a shifting workload next "
+        "to every static arm on the same arrivals, instead of the pipeline "
+        "(analysis/adaptive_demo.py)")
+    g.add_argument("--adaptive", action="store_true",
+                   help="run the adaptive demo (make demo runs it after the pipeline)")
+    g.add_argument("--workload", default="shifting-demo",
+                   help="shipped workload name or file (default: %(default)s)")
+    g.add_argument("--arms", default=None, metavar="FILE",
+                   help="arm file (default: the demo's four arms, see adaptive_demo.DEMO_ARMS)")
+    g.add_argument("--policy", default=None, metavar="SPEC|FILE",
+                   help="the gateway's policy (default: a prior trained by meta train --quick "
+                   "when a profile exists, else switch_aware:inner=ucb1 from scratch)")
+    g.add_argument("--profile", type=Path, default=None,
+                   help="profile for the prior (default: this machine's cached demo profile)")
+    g.add_argument("--no-prior", action="store_true",
+                   help="no meta train prior: the policy learns from scratch")
+    g.add_argument("--duration", type=float, default=None,
+                   help="seconds of workload per run, phases scaled in proportion (default: "
+                   "the workload's)")
+    g.add_argument("--window-s", type=float, default=1.0, help="decision window (s)")
+    g.add_argument("--seed", type=int, default=None, help="workload seed (default: its own)")
 
 
 def _stage(n: int, title: str) -> float:
@@ -68,16 +90,51 @@ def _validate(args: argparse.Namespace, profile: Any, prof_path: Path, out: Path
                    command=cmd_validate.command_line(vargs),
                    profile_path=str(prof_path), say=lambda s: print(s, flush=True))
     if not res.points.empty:
+        from servelab.analysis.validate.validation import format_speed
+
         print(report.format_points(res.points))
+        print(format_speed(res.summary["speed"]))
         print(report.format_workloads(res.figures))
         print(report.format_attribution(res.attribution))
     return res
 
 
+def profile_path(variant: str) -> Path:
+    """Where the demo caches this machine's quick profile (one per model variant)."""
+    from servelab.calibrate.calibration import default_out
+
+    path = default_out(quick=True)
+    return path.with_name(path.stem + "-tiny.json") if variant == "tiny" else path
+
+
+def run_adaptive(args: argparse.Namespace) -> int:
+    """``servelab demo --adaptive`` (see :mod:`servelab.analysis.adaptive_demo`)."""
+    from servelab.analysis.adaptive_demo import DemoConfig, run_demo
+    from servelab.reproduce import command_line
+    from servelab.results import new_run_dir
+
+    if args.window_s <= 0 or (args.duration is not None and args.duration <= 0):
+        raise ValueError("--window-s and --duration must be > 0")
+    prof = args.profile if args.profile is not None else profile_path(args.variant)
+    if args.profile is not None and not prof.exists():
+        raise FileNotFoundError(f"profile not found: {prof}")
+    cfg = DemoConfig(workload=args.workload, arms=args.arms, policy=args.policy,
+                     prior=not args.no_prior, variant=args.variant, duration=args.duration,
+                     window_s=args.window_s, seed=args.seed)
+    out = args.out or new_run_dir("demo-adaptive")
+    logging.getLogger("servelab.loadgen").setLevel(logging.WARNING)
+    run_demo(cfg, out, prof if prof.exists() else None,
+             command_line("demo", add_arguments, args, omit=("out",)),
+             say=lambda s: print(s, flush=True))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.adaptive:
+        return run_adaptive(args)
 
     from servelab.calibrate import cmd_calibrate as cal
-    from servelab.calibrate.calibration import calibrate, default_out, show
+    from servelab.calibrate.calibration import calibrate, show
     from servelab.core.profile import Profile, ProfileError
     from servelab.reproduce import command_line, parse, run_metadata
     from servelab.results import new_run_dir, write_json
@@ -92,9 +149,7 @@ def run(args: argparse.Namespace) -> int:
     t_all = time.perf_counter()
 
     t = _stage(1, "calibrate this machine")
-    prof_path = default_out(quick=True)
-    if args.variant == "tiny":
-        prof_path = prof_path.with_name(prof_path.stem + "-tiny.json")
+    prof_path = profile_path(args.variant)
     cal_args = parse("calibrate", cal.add_arguments,
                      ["--quick", "--out", str(prof_path), "--variant", args.variant,
                       "--models", "mobilenet_v2", "distilbert", "lstm_forecaster"])

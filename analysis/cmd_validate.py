@@ -17,6 +17,7 @@ from servelab.analysis.validate.validation import (
     GRID_FLAGS,
     SPLIT,
     build_grid,
+    format_speed,
     validate,
 )
 from servelab.core.profile import load_profile
@@ -90,6 +91,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, help="base seed of the arrivals")
     g.add_argument("--variant", choices=("full", "tiny"), help="model size served live "
                    "(tiny: a fast smoke run)")
+    g.add_argument("--no-rescale", dest="rescale", action="store_false", default=None,
+                   help="simulate every point at the speed the machine was calibrated at "
+                   "(default: a speed probe before each point rescales the profile to the "
+                   "machine's speed then, where the profile has a reference probe)")
     parser.add_argument("--attribute", type=int, default=3, metavar="N",
                         help="error attribution for this many worst points (0: none)")
     parser.add_argument("--out", type=Path, metavar="DIR", help="results folder (default: results/validate-*)")
@@ -150,6 +155,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     print()
     print(R.format_points(res.points))
+    print()
+    print(format_speed(res.summary["speed"]))
     print()
     print(R.format_workloads(res.figures))
     print()

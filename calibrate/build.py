@@ -159,6 +159,25 @@ def _interference(results: Sequence[Result], gil: Mapping[str, float], cores: in
     return Interference(threads=out["threads"], processes=out["processes"])
 
 
+DRIFT_WARN = 0.15
+"""A calibration whose speed probes differ by more than this says so in its notes."""
+
+
+def speed_reference(results: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The profile's speed reference from the calibration's probes: each probe, their median
+    (``ref``, what a later probe is compared with) and how far they differ (``drift``)."""
+    from servelab.core.speed import Speed, drift
+
+    rows = [r for r in results if r.get("speed")]
+    probes = [Speed.from_dict(r["speed"]) for r in rows]
+    if not probes:
+        return None
+    return {"probes": [{**p.to_dict(), "stage": r.get("at", "")}
+                       for p, r in zip(probes, rows, strict=True)],
+            "ref": Speed.median(probes).to_dict(), "drift": drift(probes),
+            "variant": str(rows[0]["params"].get("variant", "full"))}
+
+
 def build_profile(
     results: Sequence[Result], meta: Mapping[str, Any], source: str
 ) -> tuple[Profile, dict[str, Any]]:
@@ -204,6 +223,14 @@ def build_profile(
         from servelab.calibrate.benches.switch import start_times
 
         extra["switch_start_s"] = start_times(r)
+    speed = speed_reference(b.get("speed", []))
+    if speed:
+        extra["speed"] = speed
+        summary["speed"] = {k: v for k, v in speed.items() if k != "probes"}
+        if speed["drift"] > DRIFT_WARN:
+            notes.append(f"the machine's speed moved {speed['drift']:.0%} during the "
+                         "calibration (speed probes at its start and end): its figures mix "
+                         "two speeds; calibrate again on a quieter machine")
     for r in b.get("perfstat", []):
         extra["perf_stat"] = {k: r.get(k) for k in ("available", "reason", "counters") if k in r}
     ev = EventLoopCost()

@@ -29,7 +29,11 @@ def plan(
     quick: bool = True, cores: int = 2, models: tuple[str, ...] = MODELS, variant: str = "full"
 ) -> list[Point]:
     """The points of one calibration, cheapest first so a short run is already useful."""
-    pts: list[Point] = []
+    # The machine's speed before and after everything else: the profile's reference for
+    # rescaling it to the machine's speed at a later use (servelab.core.speed), and the
+    # calibration's own drift.
+    probe = {"models": list(models), "variant": variant}
+    pts: list[Point] = [Point("speed", {**probe, "at": "start"}, 2, 5)]
     ipc = IPC_BYTES if quick else FULL_IPC_BYTES
     for method in ("pipe", "queue", "shm"):
         for b in ipc:
@@ -78,4 +82,5 @@ def plan(
         pts.append(Point("memory", {**v, "workers": 2}, 0, 1))
     if not quick:  # backend start-up per setup (the meta-scheduler's switching cost)
         pts.append(Point("switch", {"models": list(models), "variant": variant}, 1, 3))
+    pts.append(Point("speed", {**probe, "at": "end"}, 2, 5))
     return pts

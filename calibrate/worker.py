@@ -26,6 +26,7 @@ BENCHES: dict[str, str] = {
     "memory": "servelab.calibrate.benches.memory",
     "http": "servelab.calibrate.benches.http",
     "switch": "servelab.calibrate.benches.switch",
+    "speed": "servelab.calibrate.benches.speed",
 }
 
 

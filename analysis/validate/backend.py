@@ -2,7 +2,9 @@
 
 ``backend.session(config, log)`` is a context manager yielding a :class:`Session` — one server
 serving ``config`` for as long as the block runs — and ``session.run(spec)`` drives it with one
-open-loop run of ``spec`` and returns the per-request records (the shared schema).  The
+open-loop run of ``spec`` and returns the per-request records (the shared schema).
+``backend.speed(models, variant)`` is a speed probe of the machine the sessions run on (None
+where there is none); ``backend.close()`` ends what the backend keeps between sessions.  The
 validation summarizes those records with the simulator's own summary function, so live and
 simulated figures are defined identically.
 
@@ -15,16 +17,17 @@ tests (and for checking the attribution).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import pandas as pd
 
 from servelab.core.config import ServerConfig
 from servelab.core.profile import Profile
+from servelab.core.speed import Speed
 from servelab.core.workload import WorkloadSpec
 
 log = logging.getLogger(__name__)
@@ -37,6 +40,10 @@ class Session(Protocol):
 class Backend(Protocol):
     def session(self, config: ServerConfig,
                 log: Path | None = None) -> AbstractContextManager[Session]: ...
+
+    def speed(self, models: Sequence[str], variant: str) -> Speed | None: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -53,12 +60,30 @@ class _LoadSession:
         return run_load(cfg, SenderOptions(timeout=self.timeout_s), spec=spec, write=False).records
 
 
-@dataclass(frozen=True)
+@dataclass
 class ServerBackend:
-    """A live server subprocess per session (``variant``: the model size it serves)."""
+    """A live server subprocess per session (``variant``: the model size it serves), and a
+    speed-probe child process kept for the whole run (started at the first probe)."""
 
     variant: str = "full"
     timeout_s: float = 30.0
+    _probe: Any = field(default=None, init=False, repr=False)
+    _probe_key: tuple[tuple[str, ...], str] | None = field(default=None, init=False, repr=False)
+
+    def speed(self, models: Sequence[str], variant: str) -> Speed | None:
+        from servelab.calibrate.speed import SpeedProbe
+
+        key = (tuple(models), variant)
+        if self._probe is None or key != self._probe_key:
+            self.close()
+            self._probe, self._probe_key = SpeedProbe(models, variant), key
+        result: Speed = self._probe.measure()
+        return result
+
+    def close(self) -> None:
+        if self._probe is not None:
+            self._probe.close()
+            self._probe = None
 
     @contextmanager
     def _session(self, config: ServerConfig, log: Path | None) -> Iterator[Session]:
@@ -86,9 +111,17 @@ class _SimSession:
 
 @dataclass(frozen=True)
 class SimBackend:
-    """The simulator under ``profile`` playing the live system."""
+    """The simulator under ``profile`` playing the live system; ``probe``: the timings its
+    speed probe reports (none: it reports none)."""
 
     profile: Profile
+    probe: Mapping[str, float] = field(default_factory=dict)
+
+    def speed(self, models: Sequence[str], variant: str) -> Speed | None:
+        return Speed(dict(self.probe)) if self.probe else None
+
+    def close(self) -> None:
+        pass
 
     @contextmanager
     def _session(self, config: ServerConfig) -> Iterator[Session]:

@@ -145,6 +145,9 @@ class Grid:
     variant: str = "full"
     slo_ms: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_SLO_MS))
     timeout_s: float = 30.0
+    rescale: bool = True
+    """Simulate each point at the machine's speed when it ran (a speed probe before it, over
+    the profile's own reference probe: :mod:`servelab.core.speed`); False: as calibrated."""
 
     def __post_init__(self) -> None:
         if not self.cells or not self.workloads or not self.loads:

@@ -15,6 +15,12 @@ Everything lands in the run folder as it is measured — ``grid.json``, ``capaci
 ``points.parquet``, each written atomically — and a resumed run skips what is there.
 Simulated columns are recomputed whenever the profile differs from the one a point was
 simulated with, so a new profile can be checked against the same live measurements.
+
+**Machine speed.**  Before each ladder and each point the backend takes a speed probe
+(:mod:`servelab.calibrate.speed`); with ``grid.rescale`` the point is simulated with the
+profile rescaled from the speed it was calibrated at to the speed the machine has now
+(:mod:`servelab.core.speed`).  The probe's timings are stored with the point (``probe_*``
+columns), so a re-simulation with another profile rescales against that profile's reference.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ from servelab.analysis.validate.grid import (
 from servelab.analysis.validate.metrics import add_errors, is_saturated
 from servelab.analysis.validate.store import Store
 from servelab.core.profile import Profile
+from servelab.core.speed import Speed, at_speed, reference
 from servelab.core.workload import WorkloadSpec
 
 log = logging.getLogger(__name__)
@@ -93,6 +100,29 @@ class Runner:
         self.stopped = ""
         """Why the run stopped before the end of the grid ('' = it did not)."""
         self._held: tuple[Cell, Session, ExitStack] | None = None
+        self.ref = reference(profile) if grid.rescale else None
+        """The profile's speed reference (None: no rescaling — off, or none recorded)."""
+
+    # -- machine speed -------------------------------------------------------------------
+    def probe(self) -> Speed | None:
+        """The machine's speed now, over the grid's models and the interpreter (None: no
+        reference to compare with, or the backend cannot probe)."""
+        if self.ref is None:
+            return None
+        items = [m for m in self.models if m in self.ref.seconds]
+        return self.backend.speed(items, str(self.profile.machine.extra["speed"].get(
+            "variant", "full")))
+
+    def profile_at(self, probe: Mapping[str, float] | None) -> tuple[Profile, dict[str, float]]:
+        """The profile rescaled to the speed of ``probe`` (item -> seconds; None or empty:
+        the profile as calibrated) and the factors applied."""
+        if self.ref is None or not probe:
+            return self.profile, {}
+        return at_speed(self.profile, Speed(dict(probe)))
+
+    def profile_for(self, row: Mapping[str, Any]) -> Profile:
+        """The profile a stored point is simulated with (its own probe's speed)."""
+        return self.profile_at(probe_of(row))[0]
 
     def _over_budget(self, next_s: float) -> bool:
         """Whether the next piece of work (``next_s`` planned seconds) would overrun the time
@@ -185,8 +215,10 @@ class Runner:
         for n, cell in enumerate(todo, 1):
             if self._over_budget(self.plan.start_s + self.plan.ladder_s):
                 break
-            sims = {wl: self.sim_capacity(cell, wl) for wl in g.workloads}
             srv, stack = self._open(cell, "ladder")
+            speed = self.probe()
+            now, factors = self.profile_at(speed.seconds if speed else None)
+            sims = {wl: self.sim_capacity(cell, wl, now) for wl in g.workloads}
             with stack:
                 for wl in g.workloads:
                     if wl in self.caps.get(cell.capacity_key, {}):
@@ -197,7 +229,7 @@ class Runner:
                         "live": lad.capacity, "note": lad.note, "bounded": lad.bounded,
                         "on": cell.key, "steps": [s.row() for s in lad.steps],
                         "sim": sims[wl][0], "sim_note": sims[wl][1],
-                        "wall_s": time.perf_counter() - t,
+                        "wall_s": time.perf_counter() - t, "speed": factors,
                     }
                     self.store.save_capacities(self.caps)
                     self.eta.done("ladder")
@@ -227,10 +259,11 @@ class Runner:
         return srv, stack
 
     def close(self) -> None:
-        """Stop a server still held over from the capacity phase."""
+        """Stop a server still held over from the capacity phase (and the speed probe)."""
         held, self._held = self._held, None
         if held is not None:
             held[2].close()
+        self.backend.close()
 
     def _ladder(self, srv: Session, workload: str, sim_cap: float) -> Any:
         g, spec = self.grid, self.specs[workload]
@@ -311,10 +344,12 @@ class Runner:
         cap = self.cap(cell, wl)
         rate = f * c_ref
         spec = self.spec(wl, rate, point_seed(self.grid, wl, f))
+        speed = self.probe()
+        now, factors = self.profile_at(speed.seconds if speed else None)
         t = time.perf_counter()
         live = self.live(srv, spec)
         wall = time.perf_counter() - t
-        sim = self.simulate(cell, spec)
+        sim = self.simulate(cell, spec, now)
         cfg = self.config(cell)
         return {
             "key": point_key(wl, cell, f, rep), "split": "validation", "workload": wl,
@@ -330,6 +365,8 @@ class Runner:
             **{f"live_{k}": v for k, v in live.items()},
             **{f"sim_{k}": v for k, v in sim.items()},
             "profile": self.profile.digest, "live_wall_s": wall,
+            **{f"probe_{k}_s": v for k, v in (speed.seconds.items() if speed else ())},
+            **{f"speed_{k}": v for k, v in factors.items()},
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
 
@@ -345,12 +382,15 @@ class Runner:
             r = out.loc[i]
             cell = Cell.parse(str(r["cell"]))
             key = (cell.capacity_key, str(r["workload"]))
-            if key not in sim_caps:
+            now, factors = self.profile_at(probe_of(r))
+            if key not in sim_caps:  # (at the speed of the first point that needs it)
                 on = ladder_cells(self.grid.cells).get(cell.capacity_key, cell)
-                sim_caps[key] = self.sim_capacity(on, key[1])[0]
+                sim_caps[key] = self.sim_capacity(on, key[1], now)[0]
             spec = self.spec(key[1], float(r["rate"]), int(r["seed"]))
-            for k, v in self.simulate(cell, spec).items():
+            for k, v in self.simulate(cell, spec, now).items():
                 out.at[i, f"sim_{k}"] = v
+            for k, v in factors.items():
+                out.at[i, f"speed_{k}"] = v
             out.at[i, "sim_capacity"] = sim_caps[key]
             out.at[i, "sim_own_load"] = float(r["rate"]) / sim_caps[key]
             out.at[i, "profile"] = self.profile.digest
@@ -370,6 +410,17 @@ class Runner:
         points = add_errors(self.resimulate(points))
         self.store.save_points(points)
         return points
+
+
+def probe_of(row: Mapping[str, Any]) -> dict[str, float]:
+    """The speed probe stored with a point (item -> seconds; empty if none was taken)."""
+    out = {}
+    for k, v in row.items():
+        if str(k).startswith("probe_") and str(k).endswith("_s"):
+            x = float(v)
+            if math.isfinite(x) and x > 0:
+                out[str(k)[len("probe_"):-2]] = x
+    return out
 
 
 def _typical_size(spec: WorkloadSpec, model: str) -> float:

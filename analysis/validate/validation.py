@@ -93,7 +93,8 @@ def validate(grid: Grid, profile: Profile, out: Path, backend: Backend | None = 
         "grid": grid.to_dict(), "c_ref": c_ref,
         "capacities": {c: {wl: {k: v for k, v in x.items() if k != "steps"}
                            for wl, x in d.items()} for c, d in runner.caps.items()},
-        **figs, "attribution": attribution, "files": files,
+        "speed": speed_summary(runner, points), **figs, "attribution": attribution,
+        "files": files,
         "timing": {"wall_s": time.perf_counter() - t0,
                    "server_start_s": runner.start_times},
     }
@@ -101,12 +102,38 @@ def validate(grid: Grid, profile: Profile, out: Path, backend: Backend | None = 
     return Validation(points, figs, attribution, summary, out)
 
 
+def speed_summary(runner: Runner, points: pd.DataFrame) -> dict[str, Any]:
+    """The machine's speed over the run against the profile's reference: per probe item,
+    the factors the points were simulated with (> 1: slower than when calibrated)."""
+    cols = sorted(c for c in points.columns if c.startswith("speed_")) if not points.empty else []
+    return {
+        "rescaled": runner.ref is not None,
+        "why_not": "" if runner.ref is not None else (
+            "--no-rescale" if not runner.grid.rescale else
+            "the profile has no speed reference (calibrated before servelab recorded one)"),
+        "reference": runner.ref.to_dict() if runner.ref is not None else None,
+        "factors": {c[len("speed_"):]: {"median": float(points[c].median()),
+                                        "min": float(points[c].min()),
+                                        "max": float(points[c].max())} for c in cols},
+    }
+
+
+def format_speed(speed: dict[str, Any]) -> str:
+    """One line on the machine's speed during the run."""
+    if not speed["rescaled"]:
+        return f"machine speed: not rescaled ({speed['why_not']})"
+    items = ", ".join(f"{k} x{v['median']:.2f} ({v['min']:.2f}-{v['max']:.2f})"
+                      for k, v in speed["factors"].items())
+    return ("machine speed vs calibration, per point (median, range; > 1 slower), each point "
+            f"simulated at its own: {items or 'no point measured'}")
+
+
 # -- the command ----------------------------------------------------------------------------
 
 
 GRID_FLAGS = ("workloads", "loads", "duration", "warmup", "ladder_step_s", "ladder_warmup_s",
               "ladder_steps", "server_warmup_s", "repeats", "repeat_cells", "sim_seeds", "seed",
-              "variant")
+              "variant", "rescale")
 
 
 def build_grid(args: argparse.Namespace) -> Grid:

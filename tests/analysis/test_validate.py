@@ -357,3 +357,26 @@ def test_validate_command_end_to_end_on_tiny_live_models(tmp_path, capsys):
     assert summary["command"].startswith("servelab validate --quick")
     assert {t["name"] for t in summary["targets"]} >= {"p50 within 15%",
                                                        "fast-only: reward Spearman"}
+
+
+def test_points_are_simulated_at_the_machines_speed_when_they_ran(tmp_path):
+    """The "live" system runs 1.5x slower than the profile was calibrated at, and its speed
+    probe says so: rescaled, the simulator predicts it; not rescaled, it is 1.5x off."""
+    import dataclasses
+
+    from servelab.core.speed import Speed
+
+    ref = {"mobilenet_v2": 0.004, "python": 0.002}
+    p = default_profile()
+    p = dataclasses.replace(p, machine=dataclasses.replace(p.machine, extra={"speed": {
+        "ref": Speed(ref).to_dict(), "probes": [], "drift": 0.0, "variant": "full"}}))
+    live = SimBackend(A.scale_service(p, 1.5), probe={"mobilenet_v2": 0.006, "python": 0.002})
+    grid = _small_grid(repeats=1, cells=(Cell("threads", 2, "fifo"),))
+    res = validate(grid, p, tmp_path / "on", backend=live, attribute=0, say=lambda s: None)
+    assert res.points["speed_mobilenet_v2"].tolist() == pytest.approx([1.5, 1.5])
+    assert res.points["probe_mobilenet_v2_s"].tolist() == pytest.approx([0.006, 0.006])
+    assert res.points["err_p50_ms"].abs().max() < 0.15
+    off = validate(dataclasses.replace(grid, rescale=False), p, tmp_path / "off", backend=live,
+                   attribute=0, say=lambda s: None)
+    assert "speed_mobilenet_v2" not in off.points
+    assert off.points["err_p50_ms"].median() < -0.25  # the calibrated speed: too fast

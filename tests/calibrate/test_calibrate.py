@@ -10,7 +10,7 @@ import pytest
 from servelab.calibrate.calibration import calibrate, compare, show
 from servelab.core.profile import Profile
 
-BENCHES = ["ipc", "ctxswitch", "eventloop", "service", "interference", "memory"]
+BENCHES = ["ipc", "ctxswitch", "eventloop", "service", "interference", "memory", "speed"]
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +39,12 @@ def test_profile_written_and_reloads(calibrated):
     assert profile.event_loop.thread_handoff_s > 0
     assert profile.memory.process_base_mb > 0
     assert "HTTP overhead" not in profile.notes  # not planned here, so not claimed missing
+    # The speed reference: a probe at the start and one at the end, and their median.
+    speed = profile.machine.extra["speed"]
+    assert [p["stage"] for p in speed["probes"]] == ["start", "end"]
+    assert set(speed["ref"]["seconds"]) == {"lstm_forecaster", "python"}
+    assert all(v > 0 for v in speed["ref"]["seconds"].values())
+    assert speed["drift"] >= 0 and speed["variant"] == "tiny"
 
 
 def test_raw_samples_plots_and_summary(calibrated):

@@ -1,0 +1,17 @@
+"""Speed probe: the machine's speed at this point of the calibration (see
+:mod:`servelab.calibrate.speed`).  The plan takes one at the start and one at the end; the
+profile records them and their median as the reference a later probe is compared with."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from servelab.calibrate.speed import MIN_TIME_S, Prober
+
+
+def measure(params: Mapping[str, Any], warmups: int, samples: int) -> dict[str, Any]:
+    prober = Prober(params["models"], params.get("variant", "full"))
+    speed = prober.measure(warmups, samples, float(params.get("min_time_s", MIN_TIME_S)))
+    return {"samples": list(speed.seconds.values()), "speed": speed.to_dict(),
+            "at": params.get("at", "")}
