@@ -39,17 +39,23 @@ def calibrate(
 
     meta = machine_metadata(import_torch=True)
     started = run_metadata(command, meta)
-    points = planmod.plan(quick=quick, cores=meta["cores"], models=tuple(models), variant=variant)
-    if only:
-        points = [p for p in points if p.bench in only]
-        if not points:
-            raise ValueError(f"--only {only} selects no point; benches: "
-                             f"{sorted({p.bench for p in planmod.plan()})}")
+    planned = planmod.plan(quick=quick, cores=meta["cores"], models=tuple(models),
+                           variant=variant)
+    points = [p for p in planned if p.bench in only] if only else planned
+    if not points:
+        raise ValueError(f"--only {only} selects no point; benches: "
+                         f"{sorted({p.bench for p in planmod.plan()})}")
     work = out.with_suffix(".d")
     if fresh and work.exists():
-        shutil.rmtree(work)
+        if only:  # start over on the selected benchmarks only
+            for p in points:
+                (work / "points" / f"{p.id}.json").unlink(missing_ok=True)
+        else:
+            shutil.rmtree(work)
     t0 = time.perf_counter()
     results = run_points(points, work, progress=progress)
+    if only:  # the profile is built from every measured point, not the selection's alone
+        results += stored_points([p for p in planned if p not in points], work)
     source = (f"servelab calibrate{' --quick' if quick else ''} ({len(points)} points, "
               f"variant {variant}, {time.perf_counter() - t0:.0f}s)")
     profile, summary = build_profile(results, meta, source)
@@ -62,6 +68,18 @@ def calibrate(
 
         plot_profile(profile, out.with_suffix(".plots"))
     return profile, summary
+
+
+def stored_points(points: list[Any], work: Path) -> list[dict[str, Any]]:
+    """The stored results of those of ``points`` already measured under ``work``."""
+    import json
+
+    out = []
+    for p in points:
+        f = work / "points" / f"{p.id}.json"
+        if f.exists():
+            out.append(json.loads(f.read_text()))
+    return out
 
 
 def show(profile: Profile) -> str:

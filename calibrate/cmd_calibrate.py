@@ -31,7 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", nargs="+", default=list(planmod.MODELS), help="models to calibrate")
     parser.add_argument("--variant", default="full", choices=("full", "tiny"), help="model size")
     parser.add_argument("--only", nargs="+", metavar="BENCH",
-                        help="measure only these benchmarks (service, interference, ipc, ...)")
+                        help="measure only these benchmarks (service, interference, ipc, ...); "
+                        "the profile is still built from every point measured so far under "
+                        "this --out (with --fresh: only these are measured again)")
     parser.add_argument("--fresh", action="store_true", help="discard finished points and start over")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

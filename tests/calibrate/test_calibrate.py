@@ -104,3 +104,20 @@ def test_the_k2_interference_point_measures_its_own_baseline(calibrated):
     out, _, _ = calibrated
     pts = [json.loads(p.read_text()) for p in out.with_suffix(".d").rglob("interference-k2-*.json")]
     assert pts and all(len(p["ratios"]) == 3 and p["ratio"] > 0 for p in pts)
+
+
+def test_only_remeasures_its_benches_and_keeps_the_rest_of_the_profile(calibrated):
+    out, profile, _ = calibrated
+    pts = out.with_suffix(".d").joinpath("points")
+    before = {p.name: p.stat().st_mtime_ns for p in pts.glob("*.json")}
+    again, _ = calibrate(out, quick=True, models=["lstm_forecaster"], variant="tiny",
+                         only=["ipc"], fresh=True, progress=False, plots=False)
+    after = {p.name: p.stat().st_mtime_ns for p in pts.glob("*.json")}
+    redone = {n for n in before if after[n] != before[n]}
+    assert redone and all(n.startswith("ipc-") for n in redone)
+    assert redone == {n for n in before if n.startswith("ipc-")}
+    # the profile still has everything measured before, not the ipc selection alone
+    assert again.models.keys() == profile.models.keys()
+    assert again.model("lstm_forecaster") == profile.model("lstm_forecaster")
+    assert "speed" in again.machine.extra and again.ipc.fixed_s > 0
+    assert Profile.load(out) == again
