@@ -20,10 +20,10 @@ from typing import Any
 
 import pandas as pd
 
-from servelab.analysis.ladder import Step
 from servelab.core.config import ServerConfig
 from servelab.core.profile import Profile
 from servelab.core.workload import ArrivalSpec, WorkloadSpec
+from servelab.loadgen.ladder import Step
 
 log = logging.getLogger(__name__)
 
@@ -85,11 +85,11 @@ def measure_capacity(
     url: str, model: str, guess: float, config_id: str, seed: int, step_s: float = 5.0,
 ) -> tuple[float, str]:
     """The server's capacity: an open-loop ladder of rates (x1.6 a step, from half the profile's
-    guess; :func:`servelab.analysis.ladder.climb`) until completions fall below 90% of the
+    guess; :func:`servelab.loadgen.ladder.climb`) until completions fall below 90% of the
     offered rate; the capacity is the highest completion rate seen.  On this machine the load
     generator shares the cores with the server, so the ladder also stops — and says so — when
     the generator itself falls behind (more than 2% of requests not sent)."""
-    from servelab.analysis.ladder import climb, generator_behind, saturated, step_from_summary
+    from servelab.loadgen.ladder import climb, generator_behind, saturated, step_from_summary
 
     def measure(rate: float) -> Step:
         return step_from_summary(rate, live_run(url, workload(model, rate, step_s, 1.0, seed),

@@ -344,36 +344,37 @@ def live_phase1(
     capacity: float | None = None, max_steps: int = 7,
 ) -> LivePhase1:
     """Traces for the predictor and the capacity: a FIFO server driven at a rising ladder of
-    rates (x1.3 a step from 0.4x ``guess``, the simulated capacity) until completions fall below 90% of the
-    offered rate (or the load generator falls behind); the capacity is the highest completion
-    rate seen.  With ``capacity`` given, three steps at 0.5, 0.8 and 1.0 of it (traces only)."""
-    rates = ([f * capacity for f in (0.5, 0.8, 1.0)] if capacity
-             else [0.4 * guess * 1.3**k for k in range(max_steps)])
-    traces, steps, best, note = [], [], 0.0, ""
-    for k, rate in enumerate(rates):
+    rates (:func:`servelab.loadgen.ladder.climb`: x1.3 a step from 0.4x ``guess``, the
+    simulated capacity) up to the first step whose completions fall below 90% of the offered
+    rate (or the load generator falls behind); the capacity is the highest completion rate
+    seen.  With ``capacity`` given, three steps at 0.5, 0.8 and 1.0 of it (traces only)."""
+    from servelab.loadgen.ladder import Step, climb, generator_behind, saturated
+
+    traces: list[pd.DataFrame] = []
+    steps: list[dict[str, Any]] = []
+
+    def measure(rate: float) -> Step:
+        k = len(steps)
         wl = at_rate(spec, rate, step_s, min(1.0, step_s / 4), seed + 500 + k)
         rec, client = live_cell(srv, wl, config_id)
         s = cell_metrics(rec, wl.warmup_s, wl.total_duration, spec.models)
         traces.append(rec.assign(step=k, rate=rate))
-        counts = client["counts"]
-        not_sent = counts.get("not_sent", 0) / max(client["requests"], 1)
+        not_sent = client["counts"].get("not_sent", 0) / max(client["requests"], 1)
         steps.append({"rate": rate, "throughput": s["throughput"], "wait_mean": s["wait_mean"],
                       "not_sent": not_sent})
         log.info("phase 1: %.1f req/s offered -> %.1f completed, mean wait %.0f ms",
                  rate, s["throughput"], s["wait_mean"] * 1e3)
-        best = max(best, s["throughput"])
-        if capacity:
-            continue
-        if not_sent > 0.02:
-            note = f"load generator fell behind at {rate:.0f} req/s"
-            break
-        if s["throughput"] < 0.9 * s["offered"]:
-            note = f"saturated at {rate:.0f} req/s offered"
-            break
-    else:
-        note = note or (f"given: {capacity:.1f} req/s" if capacity
-                        else f"not saturated up to {rates[-1]:.0f} req/s")
-    return LivePhase1(capacity or best, note, pd.concat(traces, ignore_index=True), steps)
+        return Step(rate=rate, offered=s["offered"], throughput=s["throughput"],
+                    not_sent=not_sent)
+
+    if capacity:
+        for f in (0.5, 0.8, 1.0):
+            measure(f * capacity)
+        return LivePhase1(capacity, f"given: {capacity:.1f} req/s",
+                          pd.concat(traces, ignore_index=True), steps)
+    ladder = climb(measure, 0.4 * guess, up=1.3, max_steps=max_steps, bisect=0,
+                   rules=(generator_behind(0.02), saturated(0.9)))
+    return LivePhase1(ladder.capacity, ladder.note, pd.concat(traces, ignore_index=True), steps)
 
 
 def training_frame(traces: pd.DataFrame, samples: Path | None, variant: str) -> pd.DataFrame:

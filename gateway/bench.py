@@ -21,15 +21,12 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from servelab.core.config import ServerConfig, opt, to_flags
 from servelab.core.workload import WorkloadSpec
-from servelab.loadgen.payloads import MakeInput
+from servelab.loadgen.payloads import servable_make_input
 from servelab.loadgen.runner import LoadConfig, run_load
 from servelab.servers.base import ServeOptions
 from servelab.servers.launch import ServerProcess
-from servelab.servers.models import get_servable
 
 MAX_LEG_S = 30.0
 
@@ -86,23 +83,11 @@ class GatewayProcess:
                 self.proc.wait()
 
 
-def servable_input(variant: str) -> MakeInput:
-    """Request inputs from any servable model (the zoo, ``noop``, ``sleep``)."""
-    cache: dict[str, Any] = {}
-
-    def make(model: str, size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        if model not in cache:
-            cache[model] = get_servable(model, variant)
-        return cache[model].make_input(int(size), rng)  # type: ignore[no-any-return]
-
-    return make
-
-
 def _leg(target: str, spec: WorkloadSpec, rate: float, cfg: BenchGatewayConfig,
          out: Path) -> dict[str, Any]:
     load = LoadConfig(target=target, rate=rate, duration=cfg.duration, warmup=cfg.warmup,
                       out=str(out), progress=False)
-    s = run_load(load, spec=spec, make_input=servable_input(cfg.variant)).summary
+    s = run_load(load, spec=spec, make_input=servable_make_input(cfg.variant)).summary
     lat = s["latency_ms"]["overall"]
     return {"rate": rate, "achieved_rate": s["achieved_rate"], "ok": s["counts"].get("ok", 0),
             "requests": s["requests"], "counts": s["counts"], "p50_ms": lat.get("p50"),

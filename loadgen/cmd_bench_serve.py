@@ -1,4 +1,4 @@
-"""``servelab bench serve``: benchmark the live servers (:func:`servelab.servers.bench.bench`)."""
+"""``servelab bench serve``: benchmark the live servers (:func:`servelab.loadgen.serve_bench.bench`)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from servelab.loadgen.serve_bench import DEFAULT_SLO_MS, SLO_MS, bench
 from servelab.reproduce import command_line
 from servelab.servers.base import SETUPS
-from servelab.servers.bench import DEFAULT_SLO_MS, SLO_MS, bench
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -43,6 +43,21 @@ def zoo_make_input(variant: str = "tiny") -> MakeInput:
     return make
 
 
+def servable_make_input(variant: str = "tiny") -> MakeInput:
+    """Inputs from any servable model: the zoo, ``noop`` and ``sleep``
+    (``get_servable(name, variant).make_input(size, rng)``)."""
+    from servelab.servers.models import get_servable
+
+    cache: dict[str, Any] = {}
+
+    def make(model: str, size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        if model not in cache:
+            cache[model] = get_servable(model, variant)
+        return cache[model].make_input(int(size), rng)  # type: ignore[no-any-return]
+
+    return make
+
+
 @dataclass(frozen=True)
 class Target:
     """An OIP v2 endpoint: ``http://host:port[/prefix]``."""

@@ -10,9 +10,12 @@ reported at that rate.  Each HTTP stack's per-request overhead is measured with 
 model: closed-loop latency on one connection, and its own maximum throughput.  For process
 pools the per-worker USS/PSS is read from the server after the run.
 
-The client (:mod:`servelab.servers.bench_client`) runs in this process and shares the CPU with
-the server: on a 2-core machine that is part of what is measured (its CPU seconds are
-recorded per step).  Results: ``results/bench-serve-<stamp>/`` with ``steps.parquet`` (one row
+The ladder is :func:`servelab.loadgen.ladder.climb` with this benchmark's stop rules
+(:func:`stop_rules`); the load is the load generator's own open-loop sender
+(:func:`servelab.loadgen.runner.run_load`, one Poisson step at a time) and its closed-loop
+driver for the single-request latencies.  It runs in this process and shares the CPU with the
+server: on a 2-core machine that is part of what is measured (its CPU seconds are recorded
+per step).  Results: ``results/bench-serve-<stamp>/`` with ``steps.parquet`` (one row
 per load step), ``requests.parquet`` (client-side per-request records in the shared schema) and
 ``summary.json``.  A benchmark, not a test.
 """
@@ -21,26 +24,56 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import logging
 import math
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from servelab.core.config import ServerConfig
+from servelab.core.workload import WorkloadSpec
+from servelab.loadgen.ladder import (
+    Step,
+    StopRule,
+    climb,
+    failing,
+    generator_behind,
+    saturated,
+    slow,
+)
+from servelab.loadgen.payloads import MakeInput, servable_make_input
 from servelab.reproduce import run_metadata
 from servelab.servers import launch
 from servelab.servers.base import SETUPS, ServeOptions
-from servelab.servers.bench_client import Client, LoadResult
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SLO_MS = {"distilbert": 2000.0}
 SLO_MS = 100.0
+CLIENT_TIMEOUT_S = 60.0
+NOOP_SIZE = 16
+"""The noop model's input size in the overhead runs."""
+
+
+@functools.cache
+def _inputs() -> MakeInput:
+    """Request inputs for every servable model (input schemas do not depend on the variant, so
+    the tiny models serve any server), built once per process."""
+    return servable_make_input("tiny")
+
+
+def default_size(model: str) -> int:
+    """The input size a model is benchmarked at (its zoo default)."""
+    from servelab.servers.models import get_servable
+
+    return int(get_servable(model, "tiny").default_size)
 
 
 # -- one server subprocess ---------------------------------------------------------------------
@@ -69,22 +102,85 @@ class ServerProcess(launch.ServerProcess):
             time.sleep(0.2)
 
 
-# -- payloads ------------------------------------------------------------------------------------
-def payloads(model_name: str, variant: str, host: str, port: int, binary: bool,
-             n: int = 64, seed: int = 0) -> tuple[list[bytes], int]:
-    """Pre-encoded HTTP requests for ``model_name`` (its default input size) and that size."""
-    from servelab.servers.bench_client import build_request
-    from servelab.servers.models import get_servable
-    from servelab.servers.oip import encode_request
+# -- one load step, one closed loop (loadgen's senders) -----------------------------------------
+def open_loop_step(
+    url: str, model: str, size: int, rate: float, duration: float, seed: int,
+    args: argparse.Namespace, config_id: str = "",
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Poisson arrivals of ``model`` at ``size`` for ``duration`` s, sent open loop by the load
+    generator from this process: its records and this step's summary (``step_summary``)."""
+    import psutil
 
-    model = get_servable(model_name, variant=variant)
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(n):
-        x = model.make_input(None, rng)
-        body, headers = encode_request(x, binary=binary)
-        out.append(build_request(host, port, f"/v2/models/{model_name}/infer", body, headers))
-    return out, model.default_size
+    from servelab.loadgen.generator import SenderOptions
+    from servelab.loadgen.runner import LoadConfig, run_load
+
+    spec = WorkloadSpec.from_dict({
+        "name": f"{model}-poisson", "duration": duration,
+        "arrival": {"kind": "poisson", "rate": rate}, "mix": {model: 1.0},
+        "sizes": {model: {"kind": "fixed", "value": int(size)}}, "seed": seed})
+    cfg = LoadConfig(target=url, binary=args.binary, config_id=config_id, warmup=0.0,
+                     progress=False, check_models=False)
+    me = psutil.Process()
+    cpu0 = sum(me.cpu_times()[:2])
+    run = run_load(cfg, SenderOptions(timeout=CLIENT_TIMEOUT_S), spec=spec,
+                   make_input=_inputs(), write=False)
+    cpu = sum(me.cpu_times()[:2]) - cpu0
+    return run.records, step_summary(run.records, rate, duration, cpu)
+
+
+def step_summary(rec: pd.DataFrame, rate: float, duration: float,
+                 client_cpu_s: float = 0.0) -> dict[str, Any]:
+    """One load step as the benchmark reports it: rates per second, latencies (completion −
+    intended send, ``ok`` answers) in ms, answers counted by HTTP status (else by record
+    status: ``error``, ``timeout``, ``not_sent``)."""
+    n = len(rec)
+    ok = rec[rec["status"] == "ok"]
+    sent = rec["enqueue"].notna() & rec["status"].ne("not_sent")
+    lat = ok["latency"].to_numpy(dtype=float)
+    span = max(float(ok["end"].max()) if len(ok) else 0.0, duration)
+    keys = [str(h) if h else st for h, st in zip(rec["http_status"].tolist(),
+                                                 rec["status"].tolist(), strict=True)]
+    statuses = {k: keys.count(k) for k in sorted(set(keys))}
+    lag = rec.loc[sent, "send_lag"].to_numpy(dtype=float)
+
+    def pct(q: float) -> float:
+        return float(np.percentile(lat, q) * 1000) if len(lat) else math.nan
+
+    return {
+        "offered_rps": rate, "sent": int(sent.sum()), "sent_rps": int(sent.sum()) / duration,
+        "ok": len(ok), "achieved_rps": len(ok) / span if len(ok) else 0.0,
+        "error_rate": 1 - len(ok) / n if n else 0.0,
+        "not_sent_rate": float((rec["status"] == "not_sent").mean()) if n else 0.0,
+        "p50_ms": pct(50), "p90_ms": pct(90), "p99_ms": pct(99),
+        "mean_ms": float(lat.mean() * 1000) if len(lat) else math.nan,
+        "max_send_lag_ms": float(lag.max() * 1000) if len(lag) else 0.0,
+        "statuses": statuses, "client_cpu_s": client_cpu_s,
+    }
+
+
+def one_at_a_time(url: str, model: str, size: int, n: int, args: argparse.Namespace) -> np.ndarray:
+    """``n`` requests one after another on one connection (closed loop): seconds each, from
+    the actual send; raises unless every answer is a 200."""
+    from servelab.loadgen.closedloop import naive_latency, run_closed_loop
+    from servelab.loadgen.generator import OK
+    from servelab.loadgen.payloads import Payloads, Target
+    from servelab.loadgen.schedule import Schedule
+
+    target = Target.parse(url)
+    schedule = Schedule(
+        request_id=np.arange(n, dtype=np.int64), times=np.zeros(n),
+        model_idx=np.zeros(n, dtype=np.int16), models=(model,),
+        input_size=np.full(n, size, dtype=np.int64), priority=np.full(n, -1, dtype=np.int64),
+        deadline=np.full(n, math.nan), phase=np.zeros(n, dtype=np.int16), duration=0.0)
+    payloads = Payloads.build(schedule, target, _inputs(),
+                              binary=args.binary, seed=args.seed)
+    res = asyncio.run(run_closed_loop(schedule, payloads, target, users=1,
+                                      timeout=CLIENT_TIMEOUT_S))
+    if not np.all(res.status == OK):
+        bad = int(np.argmax(res.status != OK))
+        raise RuntimeError(f"closed-loop request failed: HTTP {int(res.http_status[bad])} "
+                           f"{res.errors.get(bad, '')}".rstrip())
+    return naive_latency(res)
 
 
 # -- the measurements ----------------------------------------------------------------------------
@@ -96,113 +192,76 @@ def _slo(model: str, args: argparse.Namespace) -> float:
     return table.get(model, SLO_MS)
 
 
-def _sustainable(s: dict[str, Any], slo_ms: float) -> bool:
-    """At most 1 % errors, p99 within the SLO, and the answers kept pace with what was actually
-    sent (Poisson counts vary, so compare with the sent rate, not the nominal one)."""
-    return (s["error_rate"] <= 0.01 and s["p99_ms"] <= slo_ms
-            and s["achieved_rps"] >= 0.9 * s["sent_rps"])
+def stop_rules(slo_ms: float) -> tuple[StopRule, ...]:
+    """A step is sustainable when the generator sent its schedule, at most 1 % of the requests
+    failed, the p99 is within the SLO, and the answers kept pace with what was actually sent
+    (Poisson counts vary, so the sent rate, not the nominal one)."""
+    return (generator_behind(0.01), failing(0.01), slow(slo_ms / 1000), saturated(0.9))
 
 
-async def ladder(server: ServerProcess, client: Client, reqs: list[bytes], workers: int,
-                 slo_ms: float, args: argparse.Namespace, on_step: Any) -> dict[str, Any]:
-    lat = await client.closed_loop(reqs, 12)
+def ladder(server: ServerProcess, model: str, size: int, workers: int, slo_ms: float,
+           args: argparse.Namespace, on_step: Any) -> dict[str, Any]:
+    """Single-request latency, a discarded warm-up, then the capacity ladder
+    (:func:`servelab.loadgen.ladder.climb`: x ``--growth`` while sustainable, a failed step
+    measured once more before it counts, then two bisections)."""
+    url = server.url
+    lat = one_at_a_time(url, model, size, 12, args)
     single = float(np.median(lat[2:]))
     rate = max(1.0, 0.5 * workers / single)
-    await client.open_loop(reqs, rate, args.warmup_s, seed=args.seed + 99_999)  # warm-up, discarded
-    await asyncio.to_thread(server.wait_idle)
-    good: dict[str, Any] | None = None
-    bad_rate: float | None = None
-    steps = bisections = 0
-    retried = -1.0
-    while steps < args.max_steps:
+    open_loop_step(url, model, size, rate, args.warmup_s, args.seed + 99_999, args)  # warm-up
+    server.wait_idle()
+    rules = stop_rules(slo_ms)
+    done = 0
+
+    def measure(rate: float) -> Step:
+        nonlocal done
         duration = max(args.step_s, args.min_requests / rate)
-        res = await client.open_loop(reqs, rate, duration, seed=args.seed + steps)
-        s = res.summary()
-        s["sustainable"] = ok = _sustainable(s, slo_ms)
+        rec, s = open_loop_step(url, model, size, rate, duration, args.seed + done, args)
+        done += 1
+        step = Step(rate=rate, offered=s["sent_rps"], throughput=s["achieved_rps"],
+                    not_sent=s["not_sent_rate"], failed=s["error_rate"], p99=s["p99_ms"] / 1000)
+        s["sustainable"] = ok = not any(rule(step) for rule in rules)
         s["loadavg_1m"] = os.getloadavg()[0]
-        on_step(res, s)
-        steps += 1
+        on_step(rec, s)
         log.info("  %s: %.1f req/s offered -> %.1f achieved, p50 %.1f ms, p99 %.1f ms %s",
                  server.label, rate, s["achieved_rps"], s["p50_ms"], s["p99_ms"],
                  "ok" if ok else "NOT sustainable")
-        await asyncio.to_thread(server.wait_idle)
-        if ok and (good is None or rate > good["offered_rps"]):
-            good = s
-        if not ok and retried != rate and steps < args.max_steps:
-            retried = rate  # one bad step on a shared machine may be a hiccup: confirm it
-            continue
-        if not ok:
-            bad_rate = rate if bad_rate is None else min(bad_rate, rate)
-        if bad_rate is None:
-            rate *= args.growth
-            continue
-        if bisections >= 2:
-            break
-        lo = good["offered_rps"] if good is not None else bad_rate / 2
-        if bad_rate / lo < 1.06:
-            break
-        rate = math.sqrt(lo * bad_rate)
-        bisections += 1
-    return {"single_request_ms": single * 1000, "best": good, "first_unsustainable_rps": bad_rate,
-            "steps": steps}
+        server.wait_idle()
+        return replace(step, extra=s)
+
+    lad = climb(measure, rate, up=args.growth, max_steps=args.max_steps, rules=rules,
+                tight=1.06, heavy=0.0, retry=1, bisect=2)
+    bad = lad.lowest_failing
+    return {"single_request_ms": single * 1000,
+            "best": dict(lad.best.extra) if lad.best is not None else None,
+            "first_unsustainable_rps": None if math.isnan(bad) else bad,
+            "steps": len(lad.steps), "note": lad.note}
 
 
-async def run_ladder(server: ServerProcess, reqs: list[bytes], workers: int, slo_ms: float,
-                     args: argparse.Namespace, on_step: Any) -> dict[str, Any]:
-    client = Client(*server.hostport)
-    try:
-        return await ladder(server, client, reqs, workers, slo_ms, args, on_step)
-    finally:
-        await client.close()
-
-
-async def measure_overhead(server: ServerProcess, args: argparse.Namespace,
-                           on_step: Any) -> dict[str, Any]:
-    host, port = server.hostport
-    reqs, _ = payloads("noop", args.variant, host, port, args.binary, seed=args.seed)
-    client = Client(host, port)
-    try:
-        await client.closed_loop(reqs, 50)  # warm-up
-        lat = await client.closed_loop(reqs, args.overhead_requests)
-        out = {"closed_loop_p50_ms": float(np.percentile(lat, 50) * 1000),
-               "closed_loop_mean_ms": float(lat.mean() * 1000),
-               "closed_loop_p99_ms": float(np.percentile(lat, 99) * 1000)}
-        out.update(await ladder(server, client, reqs, 1, SLO_MS, args, on_step))
-        return out
-    finally:
-        await client.close()
-
-
-def _records(res: LoadResult, meta: dict[str, Any], size: int) -> list[dict[str, Any]]:
-    status = {200: "ok", 503: "rejected", 504: "timeout"}
-    return [{
-        "request_id": r.index, "model": meta["model"], "input_size": size, "priority": -1,
-        "intended_arrival": r.intended, "enqueue": r.sent, "start": math.nan, "end": r.end,
-        "status": status.get(r.status, "error"), "worker": -1, "batch_size": 0,
-        "queue_len_at_arrival": -1, "config_id": meta["config"], "http_status": r.status,
-        "offered_rps": res.rate, "step": meta["step"],
-    } for r in res.requests]
+def measure_overhead(server: ServerProcess, args: argparse.Namespace,
+                     on_step: Any) -> dict[str, Any]:
+    """The HTTP stack's own cost: closed-loop latency of the ``noop`` model on one
+    connection, and its capacity ladder."""
+    one_at_a_time(server.url, "noop", NOOP_SIZE, 50, args)  # warm-up
+    lat = one_at_a_time(server.url, "noop", NOOP_SIZE, args.overhead_requests, args)
+    out = {"closed_loop_p50_ms": float(np.percentile(lat, 50) * 1000),
+           "closed_loop_mean_ms": float(lat.mean() * 1000),
+           "closed_loop_p99_ms": float(np.percentile(lat, 99) * 1000)}
+    out.update(ladder(server, "noop", NOOP_SIZE, 1, SLO_MS, args, on_step))
+    return out
 
 
 def bench(args: argparse.Namespace, command: str) -> tuple[dict[str, Any], Path]:
     """Run the benchmark ``args`` (the flags of ``servelab bench serve``) asks for; returns the
     summary (also in ``summary.json``) and the run folder."""
-    import pandas as pd
-
-    from servelab.results import (
-        RESULTS_ROOT,
-        new_run_dir,
-        records_frame,
-        write_json,
-        write_parquet,
-    )
+    from servelab.results import RESULTS_ROOT, new_run_dir, write_json, write_parquet
 
     root = Path(args.out) if args.out else RESULTS_ROOT
     out = new_run_dir("bench-serve", root)
     logdir = out / "logs"
     logdir.mkdir()
     steps: list[dict[str, Any]] = []
-    records: list[dict[str, Any]] = []
+    records: list[pd.DataFrame] = []
     summary: dict[str, Any] = {
         "version": 1, **run_metadata(command, import_torch=True),
         "throughput": [], "overhead": [], "memory": []}
@@ -211,19 +270,20 @@ def bench(args: argparse.Namespace, command: str) -> tuple[dict[str, Any], Path]
         b, _, t = item.partition(":")
         batching.append((int(b), float(t or 0)))
 
-    def saver(meta: dict[str, Any], size: int) -> Any:
-        def on_step(res: LoadResult, s: dict[str, Any]) -> None:
+    def saver(meta: dict[str, Any]) -> Any:
+        def on_step(rec: pd.DataFrame, s: dict[str, Any]) -> None:
             meta["step"] = len([x for x in steps if x["config"] == meta["config"]])
             steps.append({**meta, **{k: v for k, v in s.items() if k != "statuses"},
                           "statuses": json.dumps(s["statuses"])})
-            records.extend(_records(res, meta, size))
+            records.append(rec.assign(config_id=meta["config"], offered_rps=s["offered_rps"],
+                                      step=meta["step"]))
         return on_step
 
     def flush() -> None:
         if steps:
             write_parquet(out / "steps.parquet", pd.DataFrame(steps))
         if records:
-            write_parquet(out / "requests.parquet", records_frame(records))
+            write_parquet(out / "requests.parquet", pd.concat(records, ignore_index=True))
         write_json(out / "summary.json", summary)
 
     if args.memory_only:
@@ -242,7 +302,7 @@ def bench(args: argparse.Namespace, command: str) -> tuple[dict[str, Any], Path]
                     "max_batch": 1, "config": f"{label}-noop"}
             log.info("overhead: %s", label)
             with ServerProcess(label, "noop", 1, 1, 0, args, logdir) as srv:
-                r = asyncio.run(measure_overhead(srv, args, saver(meta, 16)))
+                r = measure_overhead(srv, args, saver(meta))
             summary["overhead"].append({"server": label, **r})
             flush()
 
@@ -257,12 +317,8 @@ def bench(args: argparse.Namespace, command: str) -> tuple[dict[str, Any], Path]
                     log.info("throughput: %s", config)
                     try:
                         with ServerProcess(label, model, w, b, t, args, logdir) as srv:
-                            host, port = srv.hostport
-                            reqs, size = payloads(model, args.variant, host, port, args.binary,
-                                                  seed=args.seed)
-                            r = asyncio.run(
-                                run_ladder(srv, reqs, w, slo, args, saver(meta, size))
-                            )
+                            r = ladder(srv, model, default_size(model), w, slo, args,
+                                       saver(meta))
                             st = srv.get("/servelab/stats")
                     except RuntimeError as exc:
                         log.error("%s: %s", config, exc)
@@ -276,6 +332,7 @@ def bench(args: argparse.Namespace, command: str) -> tuple[dict[str, Any], Path]
                         "offered_rps": best.get("offered_rps", 0.0),
                         "p50_ms": best.get("p50_ms"), "p99_ms": best.get("p99_ms"),
                         "first_unsustainable_rps": r["first_unsustainable_rps"],
+                        "note": r["note"],
                     })
                     if "process" in label:
                         summary["memory"].append(_memory_row(label, model, w, st, args))

@@ -37,7 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gateway": ("servelab.gateway.cmd_gateway",
                 "the adaptive gateway: switches live backends as the meta-scheduler decides"),
     # Benchmarks: commands that write results/, never timed tests.
-    "bench serve": ("servelab.servers.cmd_bench", "benchmark the live servers (throughput, p50/p99)"),
+    "bench serve": ("servelab.loadgen.cmd_bench_serve", "benchmark the live servers (throughput, p50/p99)"),
     "bench load": ("servelab.loadgen.cmd_bench", "benchmark the load generator's capacity and lag"),
     "bench sim": ("servelab.sim.cmd_bench", "benchmark the simulator against bare SimPy"),
     "bench bandits": ("servelab.meta.cmd_bench_bandits", "time each bandit policy's select + update"),
