@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from servelab.analysis.sched_report import format_cells, format_targets, plot_waits, targets
-from servelab.analysis.sched_study import LIVE_DEFAULT, POLICIES, SIM_ONLY, run_live, run_sim
+from servelab.analysis.sched_study import LIVE_DEFAULT, SIM_ONLY, STUDY_POLICIES, run_live, run_sim
 from servelab.core.config import CONCURRENCY
 from servelab.core.profile import load_profile
 
@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("simulation")
     g.add_argument("--no-sim", action="store_true", help="skip the simulated grid")
     g.add_argument("--sim-concurrency", nargs="+", default=list(CONCURRENCY), choices=CONCURRENCY)
-    g.add_argument("--sim-policies", nargs="+", default=list(POLICIES), choices=list(POLICIES))
+    g.add_argument("--sim-policies", nargs="+", default=list(STUDY_POLICIES), choices=list(STUDY_POLICIES))
     g.add_argument("--sim-requests", type=int, default=20000, help="simulated requests per cell")
     g.add_argument("--theory-requests", type=int, default=60000,
                    help="requests per theory-check run (0 = skip the check)")
@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--no-live", action="store_true", help="skip the live servers")
     g.add_argument("--live-concurrency", nargs="+", default=["threads"], choices=CONCURRENCY)
     g.add_argument("--live-policies", nargs="+", default=list(LIVE_DEFAULT),
-                   choices=[p for p in POLICIES if p not in SIM_ONLY])
+                   choices=[p for p in STUDY_POLICIES if p not in SIM_ONLY])
     g.add_argument("--live-duration", type=float, default=30.0, help="seconds per live cell")
     g.add_argument("--live-warmup", type=float, default=5.0,
                    help="seconds at the start of each live cell left out of the metrics")

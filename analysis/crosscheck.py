@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Point:
+class CrosscheckPoint:
     concurrency: str
     load: float
     rate: float
@@ -105,7 +105,7 @@ def crosscheck(
     loads: Sequence[float] = (0.5, 0.8), model: str = "mobilenet_v2", workers: int | None = None,
     duration: float = 20.0, warmup: float = 3.0, variant: str = "full", seed: int = 0,
     log_dir: Path | None = None,
-) -> list[Point]:
+) -> list[CrosscheckPoint]:
     from servelab.servers.base import ServeOptions
     from servelab.servers.launch import ServerProcess
     from servelab.sim.run import simulate
@@ -130,7 +130,7 @@ def crosscheck(
                 spec = workload(model, frac * cap, duration, warmup, seed)
                 live = live_run(srv.url, spec, config.config_id)
                 sim = simulate(config, spec, profile, seed=seed).summary
-                points.append(Point(
+                points.append(CrosscheckPoint(
                     concurrency=conc, load=frac, rate=frac * cap, capacity=cap,
                     live_p50_ms=live["latency_s"]["p50"] * 1e3,
                     sim_p50_ms=sim["latency_s"]["p50"] * 1e3,
@@ -141,7 +141,7 @@ def crosscheck(
     return points
 
 
-def format_points(points: Sequence[Point]) -> str:
+def format_points(points: Sequence[CrosscheckPoint]) -> str:
     notes = {p.concurrency: f"{p.capacity:.1f} req/s ({p.capacity_note})" for p in points}
     lines = [f"capacity of {k}: {v}" for k, v in notes.items()]
     lines += [f"{'server':<10} {'load':>5} {'rate/s':>7} {'p50 live':>9} {'p50 sim':>8} "

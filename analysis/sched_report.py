@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from servelab.analysis.sched_study import POLICIES, short
+from servelab.analysis.sched_study import STUDY_POLICIES, short
 
-COLORS = {p: f"C{i}" for i, p in enumerate(POLICIES)}
+COLORS = {p: f"C{i}" for i, p in enumerate(STUDY_POLICIES)}
 
 
 def format_cells(cells: pd.DataFrame, models: Sequence[str]) -> str:

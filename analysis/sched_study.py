@@ -68,7 +68,7 @@ from servelab.core.workload import WorkloadSpec
 
 log = logging.getLogger(__name__)
 
-POLICIES: dict[str, tuple[str, str]] = {
+STUDY_POLICIES: dict[str, tuple[str, str]] = {
     "fifo": ("fifo", "mean"),
     "priority": ("priority", "mean"),
     "sjf-mean": ("sjf", "mean"),
@@ -90,7 +90,7 @@ def short(model: str) -> str:
 def study_config(concurrency: str, policy: str, workers: int, models: Sequence[str]) -> ServerConfig:
     """The configuration every cell uses: no model locks, a queue long enough for 95% load."""
     return ServerConfig(
-        concurrency=concurrency, workers=workers, scheduler=POLICIES[policy][0],
+        concurrency=concurrency, workers=workers, scheduler=STUDY_POLICIES[policy][0],
         model_lock="none", queue_capacity=QUEUE_CAPACITY, models=tuple(models),
     )
 
@@ -277,7 +277,7 @@ def run_sim(
                 if policy != "fifo" and policy not in policies:
                     continue
                 cfg = study_config(conc, policy, workers, spec.models)
-                kind = POLICIES[policy][1]
+                kind = STUDY_POLICIES[policy][1]
                 pred: Any = kind
                 if kind == "learned":
                     learned.context = Context.for_config(cfg)
@@ -450,7 +450,7 @@ def run_live(
         for policy in policies:
             cfg = study_config(conc, policy, workers, spec.models)
             opts = ServeOptions(port=0, variant=variant, predictor=(
-                str(path) if POLICIES[policy][1] == "learned" and path else "mean"))
+                str(path) if STUDY_POLICIES[policy][1] == "learned" and path else "mean"))
             with ServerProcess(cfg, opts, log=out / f"server-{conc}-{policy}.log") as srv:
                 warm_server(srv, spec, 0.3 * p1.capacity, cfg.config_id, warm_s, seed)
                 for load in loads:

@@ -63,14 +63,3 @@ class MeanPredictor:
 
     def means(self) -> dict[str, float]:
         return {m: self._sum[m] / n for m, n in self._n.items()}
-
-
-PREDICTORS: dict[str, type] = {"oracle": OraclePredictor, "mean": MeanPredictor}
-
-
-def make_predictor(name: str, **kwargs: object) -> RuntimePredictor:
-    try:
-        cls = PREDICTORS[name]
-    except KeyError:
-        raise ValueError(f"unknown predictor {name!r}; valid: {', '.join(sorted(PREDICTORS))}") from None
-    return cls(**kwargs)  # type: ignore[no-any-return]

@@ -179,7 +179,7 @@ def _worker(spec: WorkerSpec, start: Any, results: Any) -> None:
             pass
 
 
-def run_point(spec: WorkerSpec, processes: int) -> dict[str, Any]:
+def run_study_point(spec: WorkerSpec, processes: int) -> dict[str, Any]:
     """Run ``processes`` spawned workers of ``spec.threads`` threads each; aggregate."""
     import multiprocessing as mp
 
@@ -251,7 +251,7 @@ def run_study(cfg: StudyConfig, progress: Any = None) -> Any:
             mean=mean, std=std, weights=None if variant == "torch" else weights,
         )
         load_before = os.getloadavg()[0]
-        res = run_point(spec, processes=1 if mode == "threads" else n)
+        res = run_study_point(spec, processes=1 if mode == "threads" else n)
         row = {"repeat": rep, "op": op, "variant": variant, "mode": mode, "workers": n,
                **res, "loadavg_1m_before": load_before}
         rows.append(row)

@@ -45,10 +45,8 @@ import socket
 import struct
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -339,33 +337,6 @@ class StubServer:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
-
-
-@contextlib.contextmanager
-def stub_in_thread(config: StubConfig | None = None) -> Iterator[StubServer]:
-    """Run a stub on its own event loop in a background thread (shares the GIL with the caller:
-    fine for functional tests, not for timing)."""
-    loop = asyncio.new_event_loop()
-    server = StubServer(config)
-    started = threading.Event()
-
-    def main() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(server.start())
-        started.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=main, name="stub", daemon=True)
-    thread.start()
-    if not started.wait(10):
-        raise RuntimeError("stub server did not start")
-    try:
-        yield server
-    finally:
-        asyncio.run_coroutine_threadsafe(server.close(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
 
 
 class StubProcess:

@@ -60,10 +60,6 @@ class Mlfq(QueuePolicy):
         self._maybe_boost(now)
         return super().pop(now)
 
-    def quantum_left(self, request: Request) -> float:
-        """Seconds of execution left before demotion at the request's current level."""
-        return self.quanta[request.level] - request.level_executed
-
     def on_run(self, request: Request, ran: float, now: float = 0.0) -> bool:
         request.executed += ran
         request.level_executed += ran

@@ -50,9 +50,6 @@ class TextBatch:
     input_ids: Any
     attention_mask: Any
 
-    @property
-    def num_tokens(self) -> int:
-        return int(self.attention_mask.sum())
 
 
 def _as_str(value: Any) -> str:
