@@ -11,7 +11,9 @@ from prometheus_client import (
     generate_latest,
 )
 
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# The backends' buckets, so that the gateway's latency histogram and theirs compare bucket by
+# bucket.
+from servelab.servers.metrics import LATENCY_BUCKETS
 
 
 class GatewayMetrics:
