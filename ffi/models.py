@@ -103,7 +103,7 @@ class KernelLstm(LstmForecaster):
 _WRAPPERS: dict[type, type] = {MobileNetV2Model: KernelMobileNet, LstmForecaster: KernelLstm}
 
 
-def _rebuild(model: ZooModel, cls: type) -> Any:
+def _rebuild(model: ZooModel, cls: Any) -> Any:
     new = cls.__new__(cls)
     new.__dict__.update(model.__dict__)
     new.__dict__.pop("_kernel_weights", None)

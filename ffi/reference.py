@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 def preprocess_images(images: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     """uint8 (N, H, W, C) -> normalized float32 (N, C, H, W), C-contiguous."""
-    x = images.astype(np.float32) / np.float32(255.0)
+    x: np.ndarray = images.astype(np.float32) / np.float32(255.0)
     x = (x - mean.astype(np.float32)) / std.astype(np.float32)
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
@@ -55,7 +55,8 @@ def lstm_run(
             hl[...] = o * np.tanh(cl)
             if outs is not None:
                 outs[:, t] = hl
-        layer_in = outs
+        if outs is not None:  # None after the last layer, whose outputs nothing reads
+            layer_in = outs
     if not with_head:
         return None
     w_t, b = w.head()

@@ -185,6 +185,8 @@ class _Sink:
 class GuardedParser(HTTPRequestParser):
     """waitress's parser, which asks the channel's front door once the head is in."""
 
+    error: Any  # waitress's (untyped) attribute
+
     def __init__(self, adj: Any, channel: GuardedChannel):
         super().__init__(adj)
         self.channel = channel
@@ -209,6 +211,8 @@ class GuardedChannel(HTTPChannel):
 
     frontend: WaitressFrontend
     error_task_class = JsonErrorTask
+    will_close: bool  # waitress's (untyped) attributes
+    request: Any
 
     def __init__(self, *args: Any, **kw: Any):
         self.opened = time.monotonic()

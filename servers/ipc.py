@@ -21,7 +21,7 @@ import math
 import pickle
 import sys
 from multiprocessing import shared_memory
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -123,7 +123,8 @@ class _Unpickler(pickle.Unpickler):
         if kind == "shm":
             if self.arena is None:
                 raise pickle.UnpicklingError("message refers to an arena this side does not have")
-            view = np.frombuffer(self.arena.shm.buf, dtype=dtype, count=count, offset=where)
+            view = np.frombuffer(cast(memoryview, self.arena.shm.buf), dtype=dtype, count=count,
+                                 offset=where)
             arr = view.reshape(shape).copy()
             del view
         elif kind == "raw":

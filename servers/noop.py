@@ -76,7 +76,7 @@ class SleepModel(ZooModel):
         return nn.Identity()
 
     def load(self) -> Any:
-        self._module = self._module or object()
+        self._module: Any = self._module or object()
         return self._module
 
     def make_input(self, size: int | None, rng: np.random.Generator) -> Inputs:

@@ -118,6 +118,7 @@ def worker_main(index: int, conn: Connection, arena_in: Arena, arena_out: Arena,
             os.kill(os.getpid(), signal.SIGKILL)
         busy = 0.0
         t0 = time.perf_counter()
+        reply: tuple[Any, ...]
         try:
             work = Work(models[name], rows=rows, batch=batch, stage=stage, state=state)
             work.n = n
