@@ -91,15 +91,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, help="base seed of the arrivals")
     g.add_argument("--variant", choices=("full", "tiny"), help="model size served live "
                    "(tiny: a fast smoke run)")
-    g.add_argument("--no-rescale", dest="rescale", action="store_false", default=None,
-                   help="simulate every point at the speed the machine was calibrated at "
-                   "(default: a speed probe before each point rescales the profile to the "
-                   "machine's speed then, where the profile has a reference probe)")
+    g.add_argument("--rescale", action="store_true", default=None,
+                   help="take a speed probe (about 1 s) before each point and simulate it with "
+                   "the profile rescaled to the machine's speed then (needs a profile with a "
+                   "reference probe; off by default: on this machine a short probe did not "
+                   "represent the point and doubled the median p50 error)")
     parser.add_argument("--attribute", type=int, default=3, metavar="N",
                         help="error attribution for this many worst points (0: none)")
     parser.add_argument("--out", type=Path, metavar="DIR", help="results folder (default: results/validate-*)")
     parser.add_argument("--resume", type=Path, metavar="DIR",
                         help="continue the run in DIR (its grid; points already there are kept)")
+    parser.add_argument("--resimulate", action="store_true",
+                        help="with --resume: simulate every stored point again (after a change "
+                        "to the simulator; a new --profile alone re-simulates already)")
     parser.add_argument("--budget", type=float, metavar="MIN",
                         help="stop (resumably) before work that would run past MIN minutes "
                         "(default: 15 with --quick, none otherwise)")
@@ -112,7 +116,7 @@ def command_line(args: argparse.Namespace) -> str:
     from servelab.reproduce import command_line as line
 
     return line("validate", add_arguments, args,
-                omit=("out", "resume", "no_progress", "budget"))
+                omit=("out", "resume", "resimulate", "no_progress", "budget"))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -147,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
               "machine; run servelab calibrate first for real figures)")
     budget = args.budget if args.budget is not None else (15.0 if args.quick else None)
     res = validate(grid, profile, out, attribute=args.attribute, command=command,
-                   profile_path=profile_path, say=say,
+                   profile_path=profile_path, say=say, resimulate=args.resimulate,
                    budget_s=budget * 60 - ANALYSIS_S if budget else None)
     if res.points.empty:
         print(f"no point measured ({res.summary['stopped'] or 'empty grid'}); "

@@ -78,6 +78,7 @@ def _child(conn: Any, models: list[str], variant: str) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     try:
         prober = Prober(models, variant)
+        prober.measure()  # the warm-up pass (calibrate's speed bench takes one too)
         conn.send(("ready", None))
     except BaseException as exc:  # report, do not hang the parent
         conn.send(("error", f"{type(exc).__name__}: {exc}"))

@@ -16,8 +16,10 @@ module adds only what the simulator itself models, driven by callbacks on a SimP
   worker that took a batch whose model is busy waits for the lock, holding its batch and its
   slot (first come, first served) — live, that worker's thread blocks the same way;
 * **cold starts**: a batch costs the model's measured extra CPU for the time since that
-  model last ran on its worker (``ModelProfile.cold``: caches cold, the core asleep, or
-  another model's work in between);
+  model last ran where its weights live (``ModelProfile.cold``: caches cold, the core asleep,
+  or another model's work in between) — anywhere in the server process for inference threads
+  (they share one copy of the weights and the last-level cache: a model running on one thread
+  keeps it warm for the others), on the worker itself for worker processes;
 * **execution**: the batch's CPU job runs on the :class:`~servelab.sim.cpu.FluidCpu`; under a
   preemptive policy (MLFQ) it runs stage by stage and after each stage but the last the core
   decides whether to stop it there (the lead request decides for the whole batch); a stopped
@@ -112,8 +114,11 @@ class SimServer:
         """Idle workers, longest idle first: the live pools' workers wait on one condition
         variable, whose notify wakes the longest waiter, so work goes round the pool."""
         self._last_end: dict[tuple[int, str], float] = {}
-        """When each worker last finished a batch of each model: a model's caches go cold
-        while the worker (or the core under it) runs anything else, not only while it idles."""
+        """When each model last finished a batch, per warmth domain (:meth:`_warmth`): a
+        model's caches go cold while its domain runs anything else, not only while it idles."""
+        self._running: dict[tuple[int, str], int] = {}
+        """Batches of each model running now, per warmth domain (a running model is warm)."""
+        self._shared_warmth = inference_in_threads(config) or inline
         self._batch_timer: Timeout | None = None
         self._batch_timer_at = math.inf
         self.locking = inference_in_threads(config) and config.model_lock != "none"
@@ -252,18 +257,28 @@ class SimServer:
         self._run(batch, now)
 
     # -- execution -------------------------------------------------------------------------------
+    def _warmth(self, batch: SimBatch) -> tuple[int, str]:
+        """Where ``batch``'s model stays warm: the process (-1) for inference threads, which
+        share its weights, or the batch's own worker process."""
+        return (-1 if self._shared_warmth else batch.worker, batch.model)
+
     def _cold(self, batch: SimBatch, now: float) -> float:
-        """Extra CPU of a batch for the time since its model last ran on its worker
-        (``ModelProfile.cold``)."""
+        """Extra CPU of a batch for the time since its model last ran in its warmth domain
+        (``ModelProfile.cold``); none while another batch of it runs there."""
         mp = batch.mp
         if mp is None or not mp.cold:
             return 0.0
-        return mp.cold_extra(now - self._last_end.get((batch.worker, batch.model), -math.inf))
+        key = self._warmth(batch)
+        if self._running.get(key, 0):
+            return 0.0
+        return mp.cold_extra(now - self._last_end.get(key, -math.inf))
 
     def _run(self, batch: SimBatch, now: float) -> None:
         batch.seg_start = now
         reqs = batch.requests
         extra = self._cold(batch, now)
+        key = self._warmth(batch)
+        self._running[key] = self._running.get(key, 0) + 1
         if not self.preemptive and len(reqs) == 1:
             i = reqs[0].id
             svc = self.service
@@ -317,6 +332,9 @@ class SimServer:
 
     def _release(self, batch: SimBatch, now: float) -> None:
         """Free the batch's lock (handing it to the next waiter) and its worker, then dispatch."""
+        key = self._warmth(batch)
+        self._running[key] -= 1
+        self._last_end[key] = now
         if batch.lock is not None:
             waiters = self._locks[batch.lock]
             if waiters:
@@ -324,7 +342,6 @@ class SimServer:
             else:
                 self._locks[batch.lock] = None
         self.free.append(batch.worker)
-        self._last_end[(batch.worker, batch.model)] = now
         if self.policy:
             self._dispatch(now)
 

@@ -16,9 +16,9 @@ Everything lands in the run folder as it is measured — ``grid.json``, ``capaci
 Simulated columns are recomputed whenever the profile differs from the one a point was
 simulated with, so a new profile can be checked against the same live measurements.
 
-**Machine speed.**  Before each ladder and each point the backend takes a speed probe
-(:mod:`servelab.calibrate.speed`); with ``grid.rescale`` the point is simulated with the
-profile rescaled from the speed it was calibrated at to the speed the machine has now
+**Machine speed** (``grid.rescale``, off by default).  Before each ladder and each point the
+backend takes a speed probe (:mod:`servelab.calibrate.speed`) and the point is simulated with
+the profile rescaled from the speed it was calibrated at to the speed the machine has then
 (:mod:`servelab.core.speed`).  The probe's timings are stored with the point (``probe_*``
 columns), so a re-simulation with another profile rescales against that profile's reference.
 """
@@ -101,6 +101,8 @@ class Runner:
         """Why the run stopped before the end of the grid ('' = it did not)."""
         self._held: tuple[Cell, Session, ExitStack] | None = None
         self.ref = reference(profile) if grid.rescale else None
+        self.resim_all = False
+        """Re-simulate every stored point, not only those simulated with another profile."""
         """The profile's speed reference (None: no rescaling — off, or none recorded)."""
 
     # -- machine speed -------------------------------------------------------------------
@@ -370,10 +372,10 @@ class Runner:
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
 
-    def resimulate(self, points: pd.DataFrame) -> pd.DataFrame:
-        """The simulated columns again, with this runner's profile (for points simulated with
-        another)."""
-        stale = points["profile"] != self.profile.digest
+    def resimulate(self, points: pd.DataFrame, every: bool = False) -> pd.DataFrame:
+        """The simulated columns again, with this runner's profile, for the points simulated
+        with another (``every``: for all of them — the simulator itself changed)."""
+        stale = (points["profile"] != self.profile.digest) | every
         if not stale.any():
             return points
         out = points.copy()
@@ -407,7 +409,7 @@ class Runner:
             self.close()
         if points.empty:
             return points
-        points = add_errors(self.resimulate(points))
+        points = add_errors(self.resimulate(points, self.resim_all))
         self.store.save_points(points)
         return points
 

@@ -53,10 +53,12 @@ class Validation:
 
 def validate(grid: Grid, profile: Profile, out: Path, backend: Backend | None = None,
              attribute: int = 3, command: str = "", profile_path: str | None = None,
-             say: Callable[[str], None] = print, budget_s: float | None = None) -> Validation:
+             say: Callable[[str], None] = print, budget_s: float | None = None,
+             resimulate: bool = False) -> Validation:
     """Run (or resume) ``grid`` into ``out`` and write its figures.  With ``budget_s`` the run
     stops before the work that would overrun it (figures over the points measured so far;
-    resume to finish)."""
+    resume to finish); with ``resimulate`` every stored point is simulated again (after a
+    change to the simulator: the same live points against the new code)."""
     from servelab.analysis.validate.plots import plot_ranks, plot_scatter
     from servelab.reproduce import run_metadata
     from servelab.results import write_json
@@ -72,6 +74,7 @@ def validate(grid: Grid, profile: Profile, out: Path, backend: Backend | None = 
         f"{fmt_duration(plan.seconds)} here; results in {out}")
     t0 = time.perf_counter()
     runner = Runner(grid, profile, backend, store, say=say, log_dir=out, budget_s=budget_s)
+    runner.resim_all = resimulate
     points = runner.run()
     figs = R.figures(points) if not points.empty else {}
     attribution = (R.attribute_worst(runner, points, attribute)
@@ -109,7 +112,7 @@ def speed_summary(runner: Runner, points: pd.DataFrame) -> dict[str, Any]:
     return {
         "rescaled": runner.ref is not None,
         "why_not": "" if runner.ref is not None else (
-            "--no-rescale" if not runner.grid.rescale else
+            "off by default; --rescale probes before each point" if not runner.grid.rescale else
             "the profile has no speed reference (calibrated before servelab recorded one)"),
         "reference": runner.ref.to_dict() if runner.ref is not None else None,
         "factors": {c[len("speed_"):]: {"median": float(points[c].median()),

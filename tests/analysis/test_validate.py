@@ -371,7 +371,7 @@ def test_points_are_simulated_at_the_machines_speed_when_they_ran(tmp_path):
     p = dataclasses.replace(p, machine=dataclasses.replace(p.machine, extra={"speed": {
         "ref": Speed(ref).to_dict(), "probes": [], "drift": 0.0, "variant": "full"}}))
     live = SimBackend(A.scale_service(p, 1.5), probe={"mobilenet_v2": 0.006, "python": 0.002})
-    grid = _small_grid(repeats=1, cells=(Cell("threads", 2, "fifo"),))
+    grid = _small_grid(repeats=1, cells=(Cell("threads", 2, "fifo"),), rescale=True)
     res = validate(grid, p, tmp_path / "on", backend=live, attribute=0, say=lambda s: None)
     assert res.points["speed_mobilenet_v2"].tolist() == pytest.approx([1.5, 1.5])
     assert res.points["probe_mobilenet_v2_s"].tolist() == pytest.approx([0.006, 0.006])
@@ -380,3 +380,24 @@ def test_points_are_simulated_at_the_machines_speed_when_they_ran(tmp_path):
                    attribute=0, say=lambda s: None)
     assert "speed_mobilenet_v2" not in off.points
     assert off.points["err_p50_ms"].median() < -0.25  # the calibrated speed: too fast
+    assert not off.summary["speed"]["rescaled"]
+    assert not validate(_small_grid(repeats=1), p, tmp_path / "default", backend=live,
+                        attribute=0, say=lambda s: None).summary["speed"]["rescaled"]
+
+
+def test_resimulate_simulates_every_stored_point_again(tmp_path):
+    p = default_profile()
+    grid = _small_grid(repeats=1, cells=(Cell("threads", 2, "fifo"),))
+    backend = CountingBackend(p)
+    object.__setattr__(backend, "runs", [])
+    validate(grid, p, tmp_path, backend=backend, attribute=0, say=lambda s: None)
+    pts = pd.read_parquet(tmp_path / "points.parquet")
+    pts["sim_p50_ms"] = 1e6  # as if an older simulator had simulated them
+    pts.to_parquet(tmp_path / "points.parquet", index=False)
+    backend.runs.clear()
+    kept = validate(grid, p, tmp_path, backend=backend, attribute=0, say=lambda s: None)
+    assert (kept.points["sim_p50_ms"] == 1e6).all()  # same profile: left alone
+    again = validate(grid, p, tmp_path, backend=backend, attribute=0, say=lambda s: None,
+                     resimulate=True)
+    assert backend.runs == []  # no live run
+    assert (again.points["sim_p50_ms"] < 1e3).all()

@@ -351,6 +351,20 @@ def test_a_model_goes_cold_while_its_worker_runs_another():
     assert order["end"].round(9).tolist() == [1.5, 2.5, 4.0]
 
 
+@pytest.mark.parametrize("concurrency, second_end", [("threads", 1.5), ("processes", 2.0)])
+def test_inference_threads_share_a_models_warmth_worker_processes_do_not(concurrency,
+                                                                          second_end):
+    # Two requests 0.5 s apart on two workers (the second goes to the other, idle worker).
+    # Threads share one copy of the weights: the model runs on the first thread, so the
+    # second starts warm (0.5 + 1).  A second worker process never ran it: cold (0.5 + 1.5).
+    mp = replace(ideal().models["m"], cold=((0.0, 0.0), (1.0, 0.5)))
+    prof = replace(ideal(cores=2), models={"m": mp})
+    spec = replace(burst(1), arrival=ArrivalSpec(kind="trace", times=(0.0, 0.5)), duration=3.0)
+    res = simulate(cfg(concurrency=concurrency, workers=2), spec, prof)
+    assert sorted(res.records["worker"].tolist()) == [0, 1]
+    assert ends(res) == [pytest.approx(1.5), pytest.approx(second_end)]
+
+
 def test_idle_workers_take_turns_like_the_live_pools():
     # Spaced requests on 2 workers: the longest-idle worker takes each (round robin), as
     # pool threads waiting on one condition variable are woken in the order they waited.
