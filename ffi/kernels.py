@@ -10,14 +10,14 @@
 Every implementation provides
 
 * ``preprocess_images(images, mean=None, std=None)``: uint8 (N, H, W, C) -> normalized float32
-  (N, C, H, W); mean/std default to the CIFAR-10 values of ``mobilenet_v2``;
+  (N, C, H, W); mean/std default to :data:`CIFAR10_MEAN` / :data:`CIFAR10_STD` (``mobilenet_v2``'s);
 * ``lstm_forward(weights, windows)``: the ``lstm_forecaster`` network (stacked LSTM + linear head)
   on normalized windows (N, L, channels) -> (N, horizon, channels);
 * ``lstm_state`` / ``lstm_steps`` / ``lstm_head``: the same computation chunk by chunk, carrying
   the (h, c) state, for the staged forward pass.
 
 Weights come from the torch model, packed once: ``LstmWeights.from_module(model.load())``.
-To make a zoo model use a kernel, see :func:`apply_kernel`.
+To make a zoo model use a kernel, see :func:`servelab.servers.kernel_models.apply_kernel`.
 """
 
 from __future__ import annotations
@@ -124,10 +124,14 @@ class LstmWeights:
         return cls(channels, hidden, layers, head.out_features // channels, channels, packed, net)
 
 
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+"""The default image normalisation: ``mobilenet_v2``'s (servers/zoo/mobilenet.py; a test checks
+they agree — ffi lies below the servers, so it cannot import the zoo)."""
+
+
 def _image_stats(mean: Any, std: Any, channels: int) -> tuple[np.ndarray, np.ndarray]:
     if mean is None or std is None:
-        from servelab.servers.zoo.mobilenet import CIFAR10_MEAN, CIFAR10_STD
-
         mean = CIFAR10_MEAN if mean is None else mean
         std = CIFAR10_STD if std is None else std
     m = np.ascontiguousarray(mean, dtype=np.float32).reshape(-1)
@@ -367,11 +371,3 @@ def reset() -> None:
         _instances.clear()
         _warned.clear()
     _loader.reset()
-
-
-def apply_kernel(model: Any, kind: str, strict: bool = False) -> Any:
-    """A zoo model that runs its preprocessing (``mobilenet_v2``) or its forward pass
-    (``lstm_forecaster``) with kernel ``kind``; see :mod:`servelab.ffi.models`."""
-    from servelab.ffi.models import apply_kernel as _apply
-
-    return _apply(model, kind, strict=strict)

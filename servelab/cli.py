@@ -22,7 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "workloads": ("servelab.workloads.cmd_workloads", "list or show the shipped workloads"),
     "serve": ("servelab.servers.cmd_serve", "run a live OIP v2 inference server"),
     "load": ("servelab.loadgen.cmd_load", "open-loop load generator: drive an OIP v2 endpoint"),
-    "gil-study": ("servelab.ffi.cmd_gil_study", "threads vs processes scaling of the C kernels"),
+    "gil-study": ("servelab.analysis.cmd_gil_study", "threads vs processes scaling of the C kernels"),
     "calibrate": ("servelab.calibrate.cmd_calibrate", "measure this machine into a profile"),
     "simulate": ("servelab.sim.cmd_simulate", "simulate one server configuration under a workload"),
     "sweep": ("servelab.sim.cmd_sweep", "simulate configurations x workloads; the oracle table"),

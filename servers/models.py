@@ -58,6 +58,6 @@ def get_servables(
     models = {n: get_servable(n, variant, weights_dir, seed) for n in dict.fromkeys(names)}
     if kernel == "torch":
         return models
-    from servelab.ffi import apply_kernel
+    from servelab.servers.kernel_models import apply_kernel
 
     return {n: apply_kernel(m, kernel) for n, m in models.items()}

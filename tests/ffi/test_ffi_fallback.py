@@ -9,8 +9,9 @@ import shutil
 import numpy as np
 import pytest
 
-from servelab.ffi import LstmWeights, _build, _loader, apply_kernel, get_kernels
+from servelab.ffi import LstmWeights, _build, _loader, get_kernels
 from servelab.ffi.kernels import PythonKernels
+from servelab.servers.kernel_models import apply_kernel
 
 
 def _no_installed(build):

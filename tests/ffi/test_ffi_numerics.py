@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from servelab.ffi import KERNELS, LstmWeights, apply_kernel, get_kernels
-from servelab.ffi.models import KernelLstm, KernelMobileNet
+from servelab.ffi import KERNELS, LstmWeights, get_kernels
+from servelab.servers.kernel_models import KernelLstm, KernelMobileNet, apply_kernel
 from servelab.servers.zoo import get_model
 
 TOL = 1e-4
@@ -141,3 +141,10 @@ def test_apply_kernel_types_and_pickle(lstm_full):
     assert apply_kernel(bert, "c-hold") is bert  # no kernel for it: served unchanged
     with pytest.raises(ValueError):
         apply_kernel(lstm_full, "gpu")
+
+
+def test_default_image_normalisation_is_mobilenets():
+    from servelab.ffi.kernels import CIFAR10_MEAN, CIFAR10_STD
+    from servelab.servers.zoo import mobilenet
+
+    assert (CIFAR10_MEAN, CIFAR10_STD) == (mobilenet.CIFAR10_MEAN, mobilenet.CIFAR10_STD)

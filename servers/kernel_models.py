@@ -1,4 +1,4 @@
-"""The servers' hook: zoo models whose request path runs on a chosen kernel.
+"""The servers' hook: zoo models whose request path runs on a chosen ffi kernel.
 
 ``apply_kernel(model, kind)`` returns a model to serve in place of ``model``:
 

@@ -7,7 +7,7 @@ import json
 
 import pandas as pd
 
-from servelab.ffi import cmd_gil_study as gil_study
+from servelab.analysis import cmd_gil_study as gil_study
 
 
 def run_command(argv: list[str]) -> int:

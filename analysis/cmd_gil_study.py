@@ -1,5 +1,5 @@
 """``servelab gil-study``: thread vs process scaling of each kernel variant
-(:func:`servelab.ffi.gil_study.run_study`); prints the table, writes ``gil_study.parquet``,
+(:func:`servelab.analysis.gil_study.run_study`); prints the table, writes ``gil_study.parquet``,
 ``summary.json`` and ``gil_study.png``."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import os
 from dataclasses import asdict
 from typing import Any
 
-from servelab.ffi.gil_study import (
+from servelab.analysis.gil_study import (
     MODES,
     OPS,
     StudyConfig,
