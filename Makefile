@@ -1,4 +1,5 @@
-# servelab — the two commands of the quick start: `make demo` and `make test`.
+# servelab — the two commands of the quick start: `make demo` (the pipeline, then the adaptive
+# gateway demo) and `make test`.
 # The virtual environment is created and the project installed on first use.
 
 PYTHON ?= python3
@@ -18,6 +19,7 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/servelab demo
+	$(BIN)/servelab demo --adaptive
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -64,6 +64,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    "the workload's)")
     g.add_argument("--window-s", type=float, default=1.0, help="decision window (s)")
     g.add_argument("--seed", type=int, default=None, help="workload seed (default: its own)")
+    g.add_argument("--prewarm", action="store_true",
+                   help="start every arm's backend before the adaptive run (default: each is "
+                   "started when the policy first picks it, under traffic)")
 
 
 def _stage(n: int, title: str) -> float:
@@ -120,9 +123,10 @@ def run_adaptive(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"profile not found: {prof}")
     cfg = DemoConfig(workload=args.workload, arms=args.arms, policy=args.policy,
                      prior=not args.no_prior, variant=args.variant, duration=args.duration,
-                     window_s=args.window_s, seed=args.seed)
+                     window_s=args.window_s, seed=args.seed, prewarm=args.prewarm)
     out = args.out or new_run_dir("demo-adaptive")
-    logging.getLogger("servelab.loadgen").setLevel(logging.WARNING)
+    for name in ("servelab.loadgen", "httpx"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     run_demo(cfg, out, prof if prof.exists() else None,
              command_line("demo", add_arguments, args, omit=("out",)),
              say=lambda s: print(s, flush=True))

@@ -184,7 +184,8 @@ class BackendPool:
             try:
                 self._record(b, "start", await b.start(self.start_timeout))
             except BaseException:
-                self.backends.pop(key, None)
+                if self.backends.get(key) is b:  # not a newer backend of the same key
+                    del self.backends[key]
                 raise
             started = True
         if b.config.scheduler != config.scheduler:

@@ -95,11 +95,17 @@ class Controller:
                          f"start on {self.arms[arm].label}", self.policy.last_reason)
         self._loop = asyncio.get_running_loop().create_task(self._run())
 
-    async def close(self) -> None:
-        for task in (self._loop, self._switch):
-            if task is not None:
-                task.cancel()
-        await self.pool.close()
+    async def close(self, stop_backends: bool = True) -> None:
+        """Stop deciding; drain and stop every backend unless ``stop_backends`` is False (the
+        pool then stays warm for another controller, as the adaptive demo's runs share one)."""
+        tasks = [t for t in (self._loop, self._switch) if t is not None]
+        for task in tasks:
+            task.cancel()
+        # Let a cancelled switch finish its clean-up (a backend it was starting is stopped)
+        # before the pool is closed or handed on.
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if stop_backends:
+            await self.pool.close()
 
     def _set_arm(self, arm: int) -> None:
         self.arm = arm
@@ -222,6 +228,9 @@ class Controller:
             "policy": {"name": self.policy.name, "source": self.policy_source,
                        "last_reason": self.policy.last_reason},
             "window_s": self.window_s, "windows": len(self.windows), "arms": arms,
+            # Switch and window times are seconds from this CLOCK_MONOTONIC instant: a client
+            # on the same machine lines them up with its own records.
+            "clock_monotonic_t0": self.collector.t_start,
             "switches": self.switches[-200:], "backends": self.pool.describe(),
             "timings": [t.__dict__ for t in self.pool.timings[-200:]],
         }
