@@ -17,6 +17,12 @@ request; a request already sent to the old backend finishes there (the old backe
 only once the gateway has nothing in flight to it).  A request whose backend connection fails,
 or which a retiring backend refuses with 503, is retried once on the current backend
 (inference is idempotent); only if that fails too is it answered 502.
+
+Overload is refused at the gateway's own door: while as many inference requests are in flight
+through it as the serving backend admits (``queue_capacity + workers x max_batch`` of its
+config, or ``max_inflight``), a new one is answered ``503`` with ``Retry-After`` at once,
+before it reaches the backend — so neither the backend's HTTP front nor the gateway's
+connections fill, and the refusal costs the gateway one write.
 """
 
 from __future__ import annotations
@@ -230,10 +236,16 @@ class GatewayProtocol(asyncio.Protocol):
 class GatewayServer:
     """The front server over a :class:`Router`; :meth:`start` binds, :meth:`close` stops."""
 
-    def __init__(self, router: Router, metrics: GatewayMetrics, max_body: int = 16 << 20) -> None:
+    def __init__(self, router: Router, metrics: GatewayMetrics, max_body: int = 16 << 20,
+                 max_inflight: int | None = None) -> None:
+        if max_inflight is not None and max_inflight < 0:
+            raise ValueError(f"max_inflight must be >= 0, got {max_inflight}")
         self.router = router
         self.metrics = metrics
         self.max_body = max_body
+        self.max_inflight = max_inflight  # None: what the serving backend admits; 0: no cap
+        self.inflight = 0
+        self.refused = 0
         self.server: asyncio.base_events.Server | None = None
         self.tasks: set[asyncio.Task[None]] = set()
         self.port = 0
@@ -293,6 +305,16 @@ class GatewayServer:
         return json_response(200, self.router.timeseries(max(1, min(n, 3600))))
 
     # -- forwarded -----------------------------------------------------------------------------
+    def capacity(self, backend: Backend | None) -> int | None:
+        """Inference requests the gateway lets in flight at once while ``backend`` serves
+        (None: no cap)."""
+        if self.max_inflight is not None:
+            return self.max_inflight or None
+        c = getattr(backend, "config", None)
+        if c is None:
+            return None
+        return int(c.queue_capacity + c.workers * c.max_batch)
+
     async def forward(self, req: HttpRequest) -> tuple[bytes, bool]:
         """Relay ``req`` to the current backend (retrying once, see the module docstring);
         the raw response and whether the connection stays open."""
@@ -300,15 +322,30 @@ class GatewayServer:
         model = m.group(1).decode("latin-1") if m else ""
         collector = self.router.collector
         rid = collector.arrived(model, req.body_len) if m else 0
-        status, raw, keep_alive = await self._relay(req)
+        first = self.router.current
+        if m:
+            cap = self.capacity(first)
+            if cap is not None and self.inflight >= cap:
+                self.refused += 1
+                status, raw, keep_alive = 503, response(
+                    503, json.dumps({"error": f"gateway at capacity ({cap} requests in "
+                                     "flight); retry later"}).encode(),
+                    extra="Retry-After: 1\r\n"), True
+            else:
+                self.inflight += 1
+                try:
+                    status, raw, keep_alive = await self._relay(req, first)
+                finally:
+                    self.inflight -= 1
+        else:
+            status, raw, keep_alive = await self._relay(req, first)
         if m:
             latency = collector.completed(rid, status)
             self.metrics.requests.labels(model, str(status)).inc()
             self.metrics.latency.labels(model).observe(latency)
         return raw, keep_alive
 
-    async def _relay(self, req: HttpRequest) -> tuple[int, bytes, bool]:
-        first = self.router.current
+    async def _relay(self, req: HttpRequest, first: Backend | None) -> tuple[int, bytes, bool]:
         if first is None:
             return 503, error(503, "no backend is ready yet"), True
         try:

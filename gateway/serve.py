@@ -53,6 +53,10 @@ class GatewayConfig:
     drain_timeout_s: float = opt(30.0, "how long a retired backend may take to drain")
     seed: int = opt(0, "seed of a fresh policy")
     log_dir: str | None = opt(None, "folder for the backends' logs (default: discarded)")
+    max_inflight: int | None = opt(None, "inference requests in flight through the gateway "
+                                   "beyond which it answers 503 + Retry-After itself (default: "
+                                   "what the serving backend admits, queue_capacity + workers "
+                                   "x max_batch; 0: no cap)")
 
 
 def load_policy(spec: str, arms: ArmSet, prior: str | None, seed: int,
@@ -93,7 +97,7 @@ async def serve(cfg: GatewayConfig, stop: asyncio.Event,
     profile = load_profile(cfg.profile) if cfg.profile else None
     ctl = Controller(arms, policy, pool, metrics, WindowCollector(profile), cfg.window_s,
                      cfg.start_arm, policy_source=source)
-    front = GatewayServer(ctl, metrics)
+    front = GatewayServer(ctl, metrics, max_inflight=cfg.max_inflight)
     try:
         await ctl.start()
         await front.start(cfg.host, cfg.port)

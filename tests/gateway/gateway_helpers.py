@@ -68,8 +68,9 @@ class SteeredPolicy(BanditPolicy):
 class GatewayThread:
     """A gateway (controller + front) running on an event loop in a background thread."""
 
-    def __init__(self, window_s: float = 0.25, max_warm: int = 2) -> None:
-        self.policy = SteeredPolicy(len(ARMS))
+    def __init__(self, window_s: float = 0.25, max_warm: int = 2, arms: ArmSet = ARMS) -> None:
+        self.arms = arms
+        self.policy = SteeredPolicy(len(arms))
         self.window_s = window_s
         self.max_warm = max_warm
         self.controller: Controller | None = None
@@ -97,7 +98,7 @@ class GatewayThread:
         pool = BackendPool(ServeOptions(port=0, variant="tiny", drain_timeout_s=10),
                            max_warm=self.max_warm)
         metrics = GatewayMetrics()
-        ctl = self.controller = Controller(ARMS, self.policy, pool, metrics,
+        ctl = self.controller = Controller(self.arms, self.policy, pool, metrics,
                                            window_s=self.window_s, start_arm=0)
         front = self.front = GatewayServer(ctl, metrics)
         try:
