@@ -6,20 +6,35 @@ theory or theory lies inside the 95% batch-means confidence interval — and, so
 interval cannot pass a wrong model, the interval's half-width must itself be under 10% of the
 theoretical value (15% for the p99).  Seeds are fixed: the outcome is deterministic.  Run with
 ``-s`` to see the table of simulated vs theoretical values.
+
+The runs are long (up to 750k requests at rho = 0.9), so the module's ``runs`` fixture starts
+every selected test's simulation at once on a pool of worker processes, one per core up to the
+suite's two; each test then checks its own run.  Each run is exactly the one the test would make
+itself (same configuration, workload, profile and seed), so the numbers are the same: only the
+wall time halves.
 """
 
 from __future__ import annotations
 
 import math
+import multiprocessing
+import os
+import sys
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from servelab.core.config import ServerConfig
 from servelab.core.profile import queueing_profile
 from servelab.core.workload import ArrivalSpec, SizeDist, WorkloadSpec
 from servelab.sim import theory
-from servelab.sim.run import SimResult, simulate
+from servelab.sim.run import simulate
 from servelab.sim.stats import Estimate, batch_means, batch_quantile
 
 RHOS = (0.5, 0.8, 0.9)
@@ -49,25 +64,129 @@ def check(what: str, est: Estimate, truth: float, max_halfwidth: float = MAX_HAL
     assert est.agrees(truth), f"{what}: simulated {est} vs theory {truth:.4g} ({err:+.2f}%)"
 
 
-def waits(res: SimResult, model: str | None = None) -> np.ndarray:
+@dataclass
+class Run:
+    """What a test reads of one simulated run: its records' timing columns and its summary."""
+
+    records: pd.DataFrame
+    summary: dict[str, Any]
+
+
+def waits(res: Run, model: str | None = None) -> np.ndarray:
     rec = res.records
     if model is not None:
         rec = rec[rec["model"] == model]
     return (rec["start"] - rec["enqueue"]).to_numpy()
 
 
-def assert_little(res: SimResult) -> None:
+def assert_little(res: Run) -> None:
     assert res.summary["little"]["rel_err"] < 1e-9, res.summary["little"]
 
 
+# --- the runs: one builder per test, (rho) -> simulate()'s arguments ---------------------------
+
+def mmc_run(rho: float) -> dict[str, Any]:
+    c, mu = 2, 1.0
+    return dict(config=config(workers=c, models=("a",)),
+                workload=workload(rho * c * mu, REQUESTS[rho], {"a": 1.0}),
+                profile=queueing_profile({"a": 1 / mu}, cores=c))
+
+
+def pk_run(rho: float) -> dict[str, Any]:
+    # Gamma service, CV 0.5 (E[S^2] = 1.25 E[S]^2): not exponential, so this checks the
+    # second-moment dependence rather than M/M/1 again.
+    return dict(config=config(workers=1, models=("a",)),
+                workload=workload(rho, REQUESTS[rho], {"a": 1.0}),
+                profile=queueing_profile({"a": (1.0, "gamma", 0.5)}, cores=1))
+
+
+# Three classes with different exponential service means; the class is the workload's
+# per-model priority (lower = served first).
+COBHAM_MEANS = {"hi": 0.5, "mid": 1.0, "lo": 2.0}
+COBHAM_SHARE = {"hi": 0.5, "mid": 0.3, "lo": 0.2}
+
+
+def cobham_rate(rho: float) -> float:
+    return rho / sum(COBHAM_SHARE[m] * COBHAM_MEANS[m] for m in COBHAM_MEANS)
+
+
+def cobham_run(rho: float) -> dict[str, Any]:
+    return dict(config=config(workers=1, scheduler="priority", models=tuple(COBHAM_MEANS)),
+                # The lowest class sees the longest, most variable waits: half again as many
+                # requests.
+                workload=workload(cobham_rate(rho), REQUESTS[rho] * 3 // 2, COBHAM_SHARE,
+                                  priorities={"hi": 0, "mid": 1, "lo": 2}),
+                profile=queueing_profile(COBHAM_MEANS, cores=1))
+
+
+def sjf_run(rho: float) -> dict[str, Any]:
+    # Non-preemptive SJF on exactly known (oracle) exponential service times.
+    return dict(config=config(workers=1, scheduler="sjf", models=("a",)),
+                workload=workload(rho, REQUESTS[rho], {"a": 1.0}),
+                profile=queueing_profile({"a": 1.0}, cores=1), predictor="oracle")
+
+
+def ps_run(rho: float) -> dict[str, Any]:
+    # Processor sharing as the OS does it: unlimited worker threads time-slicing one core.
+    # Log-normal service with CV 1.5: PS is insensitive to the distribution beyond its mean.
+    return dict(config=config(workers=10_000, models=("a",)),
+                workload=workload(rho, REQUESTS[rho], {"a": 1.0}),
+                profile=queueing_profile({"a": (1.0, "lognormal", 1.5)}, cores=1))
+
+
+BUILDERS: dict[str, Callable[[float], dict[str, Any]]] = {
+    "test_mmc_wait_mean_and_p99_erlang_c": mmc_run,
+    "test_mg1_wait_mean_pollaczek_khinchine": pk_run,
+    "test_mg1_nonpreemptive_priority_cobham": cobham_run,
+    "test_mg1_sjf_phipps": sjf_run,
+    "test_mg1_processor_sharing": ps_run,
+}
+COLUMNS = ["model", "intended_arrival", "enqueue", "start", "end", "status"]
+
+
+def run_one(test: str, rho: float) -> Run:
+    """One test's simulation (in a pool worker): its timing columns and summary."""
+    res = simulate(**BUILDERS[test](rho))
+    rec = res.records[COLUMNS].astype({"model": "category", "status": "category"})
+    return Run(rec, res.summary)
+
+
+def cost(key: tuple[str, float]) -> float:
+    test, rho = key
+    return REQUESTS[rho] * (1.5 if "cobham" in test else 1.0) * (0.5 if "sjf" in test else 1.0)
+
+
+@pytest.fixture(scope="module")
+def runs(request) -> Callable[[str, float], Run]:
+    """Starts the selected tests' runs, longest first, on up to two worker processes (fresh
+    interpreters: no torch thread state forked from earlier tests); ``runs(test, rho)`` waits
+    for one."""
+    keys = sorted(
+        {(item.originalname, item.callspec.params["rho"]) for item in request.session.items
+         if item.module is request.module and item.originalname in BUILDERS},
+        key=cost, reverse=True)
+    root = str(Path(__file__).resolve().parents[2])  # workers import this module as tests.sim.*
+    pool = ProcessPoolExecutor(
+        max_workers=max(1, min(2, os.cpu_count() or 1, len(keys))),
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=sys.path.insert, initargs=(0, root))
+    futures: dict[tuple[str, float], Future[Run]] = {k: pool.submit(run_one, *k) for k in keys}
+
+    def get(test: str, rho: float) -> Run:
+        key = (test, rho)
+        if key not in futures:  # not selected at collection (e.g. called by hand)
+            futures[key] = pool.submit(run_one, *key)
+        return futures.pop(key).result()
+
+    yield get
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
 @pytest.mark.parametrize("rho", RHOS)
-def test_mmc_wait_mean_and_p99_erlang_c(rho):
+def test_mmc_wait_mean_and_p99_erlang_c(rho, runs):
     c, mu = 2, 1.0
     lam = rho * c * mu
-    res = simulate(
-        config(workers=c, models=("a",)), workload(lam, REQUESTS[rho], {"a": 1.0}),
-        queueing_profile({"a": 1 / mu}, cores=c),
-    )
+    res = runs("test_mmc_wait_mean_and_p99_erlang_c", rho)
     assert (res.records["status"] == "ok").all()
     w = waits(res)
     check(f"M/M/{c} E[W] rho={rho}", batch_means(w), theory.mmc_wait_mean(lam, mu, c))
@@ -77,32 +196,17 @@ def test_mmc_wait_mean_and_p99_erlang_c(rho):
 
 
 @pytest.mark.parametrize("rho", RHOS)
-def test_mg1_wait_mean_pollaczek_khinchine(rho):
-    # Gamma service, CV 0.5 (E[S^2] = 1.25 E[S]^2): not exponential, so this checks the
-    # second-moment dependence rather than M/M/1 again.
-    dist, cv = "gamma", 0.5
-    res = simulate(
-        config(workers=1, models=("a",)), workload(rho, REQUESTS[rho], {"a": 1.0}),
-        queueing_profile({"a": (1.0, dist, cv)}, cores=1),
-    )
-    truth = theory.pk_wait_mean(rho, 1.0, theory.second_moment(1.0, dist, cv))
+def test_mg1_wait_mean_pollaczek_khinchine(rho, runs):
+    res = runs("test_mg1_wait_mean_pollaczek_khinchine", rho)  # gamma service, CV 0.5
+    truth = theory.pk_wait_mean(rho, 1.0, theory.second_moment(1.0, "gamma", 0.5))
     check(f"M/G/1 E[W] (P-K) rho={rho}", batch_means(waits(res)), truth)
     assert_little(res)
 
 
 @pytest.mark.parametrize("rho", RHOS)
-def test_mg1_nonpreemptive_priority_cobham(rho):
-    # Three classes with different exponential service means; the class is the workload's
-    # per-model priority (lower = served first).
-    means = {"hi": 0.5, "mid": 1.0, "lo": 2.0}
-    share = {"hi": 0.5, "mid": 0.3, "lo": 0.2}
-    lam = rho / sum(share[m] * means[m] for m in means)
-    res = simulate(
-        config(workers=1, scheduler="priority", models=tuple(means)),
-        # The lowest class sees the longest, most variable waits: half again as many requests.
-        workload(lam, REQUESTS[rho] * 3 // 2, share, priorities={"hi": 0, "mid": 1, "lo": 2}),
-        queueing_profile(means, cores=1),
-    )
+def test_mg1_nonpreemptive_priority_cobham(rho, runs):
+    means, share, lam = COBHAM_MEANS, COBHAM_SHARE, cobham_rate(rho)
+    res = runs("test_mg1_nonpreemptive_priority_cobham", rho)
     truths = theory.cobham_waits(
         [lam * share[m] for m in means], list(means.values()),
         [theory.second_moment(means[m], "exponential", 1.0) for m in means],
@@ -113,12 +217,8 @@ def test_mg1_nonpreemptive_priority_cobham(rho):
 
 
 @pytest.mark.parametrize("rho", RHOS)
-def test_mg1_sjf_phipps(rho):
-    # Non-preemptive SJF on exactly known (oracle) exponential service times.
-    res = simulate(
-        config(workers=1, scheduler="sjf", models=("a",)), workload(rho, REQUESTS[rho], {"a": 1.0}),
-        queueing_profile({"a": 1.0}, cores=1), predictor="oracle",
-    )
+def test_mg1_sjf_phipps(rho, runs):
+    res = runs("test_mg1_sjf_phipps", rho)  # oracle predictor, exponential service
     truth = theory.sjf_wait_mean_exponential(rho, 1.0)
     check(f"M/G/1 SJF E[W] (Phipps) rho={rho}", batch_means(waits(res)), truth)
     # SJF must beat FIFO's P-K wait, by a margin that grows with load.
@@ -127,13 +227,8 @@ def test_mg1_sjf_phipps(rho):
 
 
 @pytest.mark.parametrize("rho", RHOS)
-def test_mg1_processor_sharing(rho):
-    # Processor sharing as the OS does it: unlimited worker threads time-slicing one core.
-    # Log-normal service with CV 1.5: PS is insensitive to the distribution beyond its mean.
-    res = simulate(
-        config(workers=10_000, models=("a",)), workload(rho, REQUESTS[rho], {"a": 1.0}),
-        queueing_profile({"a": (1.0, "lognormal", 1.5)}, cores=1),
-    )
+def test_mg1_processor_sharing(rho, runs):
+    res = runs("test_mg1_processor_sharing", rho)  # 10,000 workers on one core, lognormal CV 1.5
     rec = res.records
     sojourn = (rec["end"] - rec["intended_arrival"]).to_numpy()
     check(f"M/G/1-PS E[T] rho={rho}", batch_means(sojourn), theory.ps_sojourn_mean(rho, 1.0))
