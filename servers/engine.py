@@ -50,6 +50,7 @@ from servelab.core.policies import QueuePolicy, make_policy
 from servelab.core.predictor import MeanPredictor, RuntimePredictor
 from servelab.core.requests import Request
 from servelab.core.scheduling import Batch, Scheduler
+from servelab.servers.cpu_sampler import CpuSampler
 from servelab.servers.metrics import ServerMetrics
 from servelab.servers.runner import split_outputs
 from servelab.servers.zoo.base import Inputs, StageTimes
@@ -136,33 +137,6 @@ class LiveBatch(Batch):
     @property
     def n_rows(self) -> int:
         return sum(len(r.payload.rows) for r in self.requests)
-
-
-Job = LiveBatch
-"""The batch's former name, still imported by servers/pool.py."""
-
-
-class CpuSampler:
-    """Whole-machine CPU utilisation (0-100), sampled every ``interval`` seconds in a daemon
-    thread, so that reading it at each request's arrival costs nothing."""
-
-    def __init__(self, interval: float = 0.1):
-        import psutil
-
-        self._psutil = psutil
-        self.interval = interval
-        self.value = math.nan
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="cpu-sampler", daemon=True)
-        psutil.cpu_percent(interval=None)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.value = self._psutil.cpu_percent(interval=None)
-
-    def close(self) -> None:
-        self._stop.set()
 
 
 class Engine:

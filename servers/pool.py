@@ -36,7 +36,7 @@ from multiprocessing import Pipe
 from multiprocessing.connection import Connection
 from typing import Any
 
-from servelab.servers.engine import Engine, Job
+from servelab.servers.engine import Engine, LiveBatch
 from servelab.servers.ipc import ARENA_BYTES, Arena, dumps, loads
 from servelab.servers.zoo.base import StageTimes
 from servelab.servers.zygote import recv_json, send_json
@@ -58,7 +58,7 @@ class Slot:
     started: float = 0.0
     jobs: int = 0
     restarts: int = 0
-    job: Job | None = None
+    job: LiveBatch | None = None
     thread: threading.Thread | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -231,7 +231,7 @@ class ProcessExecutor:
             except (EOFError, OSError):
                 self._restart(slot, "died while idle")
 
-    def _run(self, slot: Slot, job: Job, died: tuple[int, ...] = ()) -> None:
+    def _run(self, slot: Slot, job: LiveBatch, died: tuple[int, ...] = ()) -> None:
         """Run ``job`` on ``slot``'s worker; ``died``: the pids of workers that already died
         running it (one = this is the retry)."""
         if slot.conn is None:
@@ -278,7 +278,7 @@ class ProcessExecutor:
         except (EOFError, OSError) as exc:
             self._died(slot, job, (*died, slot.pid), exc)
 
-    def _died(self, slot: Slot, job: Job, died: tuple[int, ...], exc: BaseException) -> None:
+    def _died(self, slot: Slot, job: LiveBatch, died: tuple[int, ...], exc: BaseException) -> None:
         """The worker died holding ``job``: replace it, then retry once or give up."""
         m = self.engine.metrics
         m.worker_deaths.labels(job.model).inc()
@@ -305,13 +305,13 @@ class ProcessExecutor:
                        "this request while the server was stopping")
         self.engine.fail(job, message, 500)
 
-    def _account(self, job: Job, t0: float, busy: float) -> None:
+    def _account(self, job: LiveBatch, t0: float, busy: float) -> None:
         ipc = max(0.0, time.perf_counter() - t0 - busy)
         job.ipc += ipc
         self.engine.metrics.ipc_time.observe(ipc)
 
     @staticmethod
-    def _add_times(job: Job, times: tuple[float, float, float]) -> None:
+    def _add_times(job: LiveBatch, times: tuple[float, float, float]) -> None:
         t = job.times if job.times is not None else StageTimes()
         t.preprocess += times[0]
         t.forward += times[1]
