@@ -1,12 +1,6 @@
 """The adaptive gateway as a library: :class:`GatewayConfig`, :func:`load_policy` and
-:func:`serve` (``servelab gateway``, in cmd_gateway.py, runs it until SIGTERM / SIGINT).
-
-One OIP v2 endpoint in front of live backends (``servelab serve`` processes).  Every decision
-window it measures what its clients saw, teaches the policy (its prior: a policy file from
-``servelab meta train``, or a fresh policy by name), and switches the backend when the policy
-picks another arm: a scheduler change is applied in place, another concurrency model or pool
-size starts (or reuses a warm) backend, shifts new requests to it and drains the old one — no
-request is dropped.  ``/dashboard`` shows it live; ``/servelab/meta`` explains each switch.
+:func:`serve`.  What it does, and what a switch does, is told where it is run from:
+``servelab gateway`` (gateway/cmd_gateway.py), which serves until SIGTERM / SIGINT.
 """
 
 from __future__ import annotations
