@@ -20,6 +20,7 @@ from servelab.analysis.validate.validation import (
     format_speed,
     validate,
 )
+from servelab.core.config import KERNELS
 from servelab.core.profile import load_profile
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, help="base seed of the arrivals")
     g.add_argument("--variant", choices=("full", "tiny"), help="model size served live "
                    "(tiny: a fast smoke run)")
+    g.add_argument("--kernel", choices=KERNELS, help="the ffi kernel every configuration "
+                   "serves on (serve --kernel; simulated on the profile's costs for it: "
+                   "calibrate --kernels)")
     g.add_argument("--rescale", action="store_true", default=None,
                    help="take a speed probe (about 1 s) before each point and simulate it with "
                    "the profile rescaled to the machine's speed then (needs a profile with a "

@@ -55,8 +55,15 @@ def _by_bench(results: Sequence[Result]) -> dict[str, list[Result]]:
     return out
 
 
-def _service_rows(results: Sequence[Result], model: str) -> pd.DataFrame:
-    rows = [row for r in results if r["params"].get("model") == model for row in r["rows"]]
+def kind_of(params: Mapping[str, Any]) -> str:
+    """The profile entry a service point measures: its model, on its kernel if not torch."""
+    from servelab.core.config import kernel_kind
+
+    return kernel_kind(str(params.get("model")), str(params.get("kernel", "torch")))
+
+
+def _service_rows(results: Sequence[Result], kind: str) -> pd.DataFrame:
+    rows = [row for r in results if kind_of(r["params"]) == kind for row in r["rows"]]
     return pd.DataFrame(rows)
 
 
@@ -78,7 +85,7 @@ def _model_profile(
     base = df[(df["batch"] == 1) & (df["threads"] == 1)]
     pre, fwd, post = (_curve(base, c) for c in ("preprocess", "forward", "postprocess"))
     cvs = base.groupby("input_size")["total"].agg(lambda x: x.std(ddof=1) / x.mean())
-    stages = int(next(r["stages"] for r in service if r["params"].get("model") == name))
+    stages = int(next(r["stages"] for r in service if kind_of(r["params"]) == name))
     info: dict[str, Any] = {}
     # Batch scaling: forward(batch b) / forward(batch 1 at that size) = b ** exponent.
     exps = []
@@ -86,7 +93,7 @@ def _model_profile(
         for size, gs in g.groupby("input_size"):
             exps.append(math.log(gs["forward"].median() / fwd(size)) / math.log(b))
     batch_exponent = float(np.clip(np.mean(exps), 0.0, 2.0)) if exps else 1.0
-    if not exps:
+    if not exps and "+" not in name:  # (a model on a kernel takes its torch model's)
         notes.append(f"{name}: batch scaling not measured (exponent 1 assumed)")
     # Intra-op threads: forward(1 thread) / forward(t threads) at the same size.
     speedups = [1.0]
@@ -187,7 +194,7 @@ def build_profile(
     notes: list[str] = []
     summary: dict[str, Any] = {}
     models, gil = {}, {}
-    for name in sorted({r["params"]["model"] for r in b.get("service", [])}):
+    for name in sorted({kind_of(r["params"]) for r in b.get("service", [])}):
         mp, info = _model_profile(
             name, b["service"], b.get("interference", []), b.get("memory", []), cores, notes
         )
@@ -202,6 +209,13 @@ def build_profile(
     for name, cold in cold_curves(b.get("warmth", [])).items():
         if name in models:
             models[name] = replace(models[name], cold=cold)
+    for name in [n for n in models if "+" in n]:  # a model on a kernel: the same weights
+        base = models.get(name.partition("+")[0])
+        if base is not None:
+            models[name] = replace(models[name], cold=base.cold, memory_mb=base.memory_mb,
+                                   batch_exponent=base.batch_exponent,
+                                   intra_op_speedup=base.intra_op_speedup,
+                                   **({} if name in shares else {"gil_share": base.gil_share}))
     frontend, client = frontend_costs(b.get("frontend", []), gil_cost, notes, models)
     interference = _interference(b.get("interference", []), gil, cores)
     ipc = IpcCost()

@@ -28,7 +28,7 @@ def default_out(quick: bool) -> Path:
 def calibrate(
     out: Path, quick: bool, models: list[str], variant: str = "full",
     only: list[str] | None = None, fresh: bool = False, progress: bool = True, plots: bool = True,
-    command: str = "",
+    command: str = "", kernels: tuple[str, ...] | None = None,
 ) -> tuple[Profile, dict[str, Any]]:
     """Run (or resume) a calibration and write the profile, raw samples, summary and plots
     (``command``: the line that reproduces it, recorded in the summary)."""
@@ -40,7 +40,7 @@ def calibrate(
     meta = machine_metadata(import_torch=True)
     started = run_metadata(command, meta)
     planned = planmod.plan(quick=quick, cores=meta["cores"], models=tuple(models),
-                           variant=variant)
+                           variant=variant, kernels=kernels)
     points = [p for p in planned if p.bench in only] if only else planned
     if not points:
         raise ValueError(f"--only {only} selects no point; benches: "

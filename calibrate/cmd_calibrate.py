@@ -30,6 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, help="profile path (default: results/profiles/<machine>-<mode>.json)")
     parser.add_argument("--models", nargs="+", default=list(planmod.MODELS), help="models to calibrate")
     parser.add_argument("--variant", default="full", choices=("full", "tiny"), help="model size")
+    parser.add_argument("--kernels", nargs="+", metavar="K",
+                        choices=(*planmod.KERNELS, "none"),
+                        help="ffi kernels (serve --kernel) whose costs to measure too: the "
+                        "service time and GIL co-run rates of the models each changes, for "
+                        "simulating --kernel configurations (default: all with the full "
+                        "calibration, none with --quick; 'none': none)")
     parser.add_argument("--only", nargs="+", metavar="BENCH",
                         help="measure only these benchmarks (service, interference, ipc, ...); "
                         "the profile is still built from every point measured so far under "
@@ -62,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
     profile, _ = calibrate(
         out, args.quick, args.models, args.variant, args.only, args.fresh,
         progress=not args.no_progress and sys.stderr.isatty(), plots=not args.no_plots,
-        command=cmd,
+        command=cmd, kernels=None if args.kernels is None else
+        tuple(k for k in args.kernels if k != "none"),
     )
     print(show(profile))
     print(f"\nprofile: {out}  (raw samples {out.with_suffix('.samples.parquet')}, "

@@ -25,10 +25,21 @@ no convoy probes); the front end's share is async-thread's (the same uvicorn/Fas
 the rest is inline's in-server inference."""
 
 
+KERNELS = ("c-release", "c-hold", "python")
+"""The ffi kernels a full calibration measures (``servelab serve --kernel``; torch is the
+models' own code, measured anyway)."""
+
+
 def plan(
-    quick: bool = True, cores: int = 2, models: tuple[str, ...] = MODELS, variant: str = "full"
+    quick: bool = True, cores: int = 2, models: tuple[str, ...] = MODELS, variant: str = "full",
+    kernels: tuple[str, ...] | None = None,
 ) -> list[Point]:
-    """The points of one calibration, cheapest first so a short run is already useful."""
+    """The points of one calibration, cheapest first so a short run is already useful.
+    ``kernels``: the ffi kernels whose costs are measured too (default: none for quick, all
+    of :data:`KERNELS` for full)."""
+    from servelab.core.config import KERNEL_MODELS, kernel_kind
+
+    kernels = tuple(kernels if kernels is not None else (() if quick else KERNELS))
     # The machine's speed before and after everything else: the profile's reference for
     # rescaling it to the machine's speed at a later use (servelab.core.speed), and the
     # calibration's own drift.
@@ -82,6 +93,22 @@ def plan(
             for k in ks:
                 pts.append(Point("interference", {**v, "mode": mode, "k": k}, 2, per_worker))
         pts.append(Point("memory", {**v, "workers": 2}, 0, 1))
+    # Each kernel: the service time of every model it changes (batch 1, one intra-op thread,
+    # at the quick sizes) and the co-run rates of those models on it beside every kind a
+    # server on that kernel runs in one interpreter (the pairs that involve them only).
+    for k in (k for k in kernels if k != "torch"):
+        changed = [m for m in models if m in KERNEL_MODELS]
+        for m in changed:
+            pts.append(Point("service", {"model": m, "variant": variant, "kernel": k,
+                                         "sizes": list(SIZES[m]),
+                                         "min_time_s": 0.5 if quick else 2.0},
+                             2, samples))
+        mine = [kernel_kind(m, k) for m in changed]
+        if mine:
+            pts.append(Point("corun", {"kinds": [*mine, *[m for m in models if m not in changed],
+                                                 "frontend"], "only_with": mine,
+                                       "variant": variant, "seconds": 1.0 if quick else 3.0,
+                                       "long_seconds": 1.5 if quick else 6.0}, 2, 1))
     if not quick:  # backend start-up per setup (the meta-scheduler's switching cost)
         pts.append(Point("switch", {"models": list(models), "variant": variant}, 1, 3))
     pts.append(Point("speed", {**probe, "at": "end"}, 2, 5))

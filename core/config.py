@@ -20,6 +20,15 @@ SCHEDULERS = ("fifo", "priority", "sjf", "mlfq")
 MODEL_LOCKS = ("global", "per-model", "none")
 OFFLOADS = ("inline", "thread", "process")
 KERNELS = ("torch", "c-release", "c-hold", "python")
+KERNEL_MODELS = ("mobilenet_v2", "lstm_forecaster")
+"""The models whose request path ``kernel`` replaces (MobileNetV2's preprocessing, the LSTM's
+forward pass: servelab.servers.kernel_models); the others run the same whatever the kernel."""
+
+
+def kernel_kind(model: str, kernel: str) -> str:
+    """The profile's name for ``model`` served on ``kernel`` (``model`` itself for torch or a
+    model no kernel changes): ``lstm_forecaster+c-hold``."""
+    return model if kernel == "torch" or model not in KERNEL_MODELS else f"{model}+{kernel}"
 
 
 def opt(default: Any, help: str, choices: tuple[str, ...] | None = None, **kw: Any) -> Any:

@@ -131,6 +131,37 @@ class Profile:
                 f"profile has no model {name!r}; it has: {', '.join(self.models) or 'none'}"
             ) from None
 
+    def for_kernel(self, kernel: str) -> tuple[Profile, str]:
+        """The profile a server on ``kernel`` runs on: each model a kernel changes takes the
+        costs and GIL co-run rates calibrated for it on that kernel (``<model>+<kernel>``
+        entries, from ``calibrate --kernels``), and a line saying what was used."""
+        from servelab.core.config import kernel_kind
+
+        if kernel == "torch":
+            return self, "torch"
+        swap = {m: kernel_kind(m, kernel) for m in self.models}
+        swap = {m: k for m, k in swap.items() if k != m}
+        have = {m: k for m, k in swap.items() if k in self.models}
+        missing = sorted(set(swap) - set(have))
+        models = {m: self.models[have.get(m, m)] for m in self.models if "+" not in m}
+        pairs = {a: dict(row) for a, row in self.gil.pairs.items()}
+        for m, k in have.items():
+            if k in pairs:
+                pairs[m] = pairs[k]
+            for row in pairs.values():
+                if k in row:
+                    row[m] = row[k]
+        pairs = {a: {b: r for b, r in row.items() if "+" not in b}
+                 for a, row in pairs.items() if "+" not in a}
+        from dataclasses import replace
+
+        out = replace(self, models=models, gil=replace(self.gil, pairs=pairs))
+        used = f"{kernel}: calibrated for {', '.join(sorted(have))}" if have else kernel
+        if missing:
+            used += (f"; not calibrated for {', '.join(missing)} (their torch costs are used: "
+                     f"servelab calibrate --kernels {kernel})")
+        return out, used
+
     def http_cost(self, concurrency: str) -> HttpCost:
         """The HTTP overhead of the server stack a concurrency model uses (zero if absent)."""
         return self.http.get(concurrency, HttpCost(gil_share=0.0))

@@ -74,6 +74,7 @@ def simulate(
     goodput to the summary.  ``policy_kwargs`` go to the queue policy (e.g. MLFQ ``quanta``).
     """
     profile = profile if profile is not None else default_profile()
+    profile, kernel = profile.for_kernel(config.kernel)
     missing = [m for m in workload.models if m not in profile.models]
     if missing:
         raise ValueError(
@@ -129,7 +130,7 @@ def simulate(
             server.workers, list(workload.models),
         ),
         little=_little(server, records, horizon, front),
-        modelled=modelled(profile, config, front),
+        modelled={**modelled(profile, config, front), "kernel": kernel},
         horizon_s=horizon,
         sim_cpu_s=sim_cpu,
         cpu_s=cpu_s,

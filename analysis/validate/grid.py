@@ -145,6 +145,8 @@ class Grid:
     variant: str = "full"
     slo_ms: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_SLO_MS))
     timeout_s: float = 30.0
+    kernel: str = "torch"
+    """The ffi kernel every configuration serves on (``servelab serve --kernel``)."""
     rescale: bool = False
     """Simulate each point at the machine's speed when it ran (a speed probe before it, over
     the profile's own reference probe: :mod:`servelab.core.speed`).  Off by default: measured

@@ -48,7 +48,7 @@ def attribute_worst(runner: Any, points: pd.DataFrame, k: int) -> list[dict[str,
         cell = Cell.parse(str(r.cell))
         spec = runner.spec(str(r.workload), float(r.rate), int(r.seed))
         seeds = [spec.seed + j for j in range(runner.grid.sim_seeds)]
-        attrs = attribute(cell.config(runner.models), spec, runner.profile_for(r._asdict()),
+        attrs = attribute(runner.config(cell), spec, runner.profile_for(r._asdict()),
                           float(r.live_p50_ms) / 1e3, seeds, FAMILIES)
         out.append({"key": r.key, "workload": r.workload, "cell": r.cell, "load": r.load,
                     "p50_error": float(r.err_p50_ms), "live_p50_ms": float(r.live_p50_ms),

@@ -30,6 +30,7 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +140,7 @@ class Runner:
 
     # -- simulation ----------------------------------------------------------------------
     def config(self, cell: Cell) -> Any:
-        return cell.config(self.models)
+        return replace(cell.config(self.models), kernel=self.grid.kernel)
 
     def spec(self, workload: str, rate: float, seed: int) -> WorkloadSpec:
         g = self.grid

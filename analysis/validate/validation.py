@@ -136,7 +136,7 @@ def format_speed(speed: dict[str, Any]) -> str:
 
 GRID_FLAGS = ("workloads", "loads", "duration", "warmup", "ladder_step_s", "ladder_warmup_s",
               "ladder_steps", "server_warmup_s", "repeats", "repeat_cells", "sim_seeds", "seed",
-              "variant", "rescale")
+              "variant", "kernel", "rescale")
 
 
 def build_grid(args: argparse.Namespace) -> Grid:

@@ -69,11 +69,18 @@ class FrontendWork:
 
 
 def _get(name: str, variant: str) -> Any:
+    """A kind: ``frontend``, a model, or ``<model>+<kernel>`` (the model on an ffi kernel)."""
     if name == "frontend":
         return FrontendWork()
     from servelab.servers.zoo import get_model
 
-    return get_model(name, variant=variant)
+    model_name, _, kernel = name.partition("+")
+    model = get_model(model_name, variant=variant)
+    if kernel:
+        from servelab.servers.kernel_models import apply_kernel
+
+        model = apply_kernel(model, kernel)
+    return model
 
 
 def _pair(loaded: Mapping[str, tuple[Any, list[Any]]], names: list[str], seconds: float,
@@ -124,7 +131,10 @@ def measure(params: Mapping[str, Any], warmups: int, samples: int) -> dict[str, 
         loaded[name] = (model, inputs)
     solo = {name: _solo(*loaded[name], min(seconds, 1.0)) for name in kinds}
     pairs = []
+    with_ = set(params.get("only_with", kinds))  # pairs with at least one of these kinds
     for a, b in itertools.combinations_with_replacement(kinds, 2):
+        if not with_ & {a, b}:
+            continue
         secs = long_s if slow & {a, b} else seconds
         (ra, rb), (na, nb) = _pair(loaded, [a, b], secs, solo)
         pairs.append({"a": a, "b": b, "rate_a": ra, "rate_b": rb, "n_a": na, "n_b": nb})

@@ -31,6 +31,11 @@ def measure(params: Mapping[str, Any], warmups: int, samples: int) -> dict[str, 
     threads = int(params.get("threads", 1))
     torch.set_num_threads(threads)
     model = get_model(params["model"], variant=params.get("variant", "full"))
+    kernel = str(params.get("kernel", "torch"))
+    if kernel != "torch":  # the request path on an ffi kernel (servelab serve --kernel)
+        from servelab.servers.kernel_models import apply_kernel
+
+        model = apply_kernel(model, kernel)
     model.load()
     sizes = list(params.get("sizes") or [model.default_size])
     combos = [(s, 1) for s in sizes] + [

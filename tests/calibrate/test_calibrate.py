@@ -18,7 +18,7 @@ def calibrated(tmp_path_factory):
     out = tmp_path_factory.mktemp("cal") / "profile.json"
     profile, summary = calibrate(
         out, quick=True, models=["lstm_forecaster"], variant="tiny", only=BENCHES,
-        progress=False, plots=True,
+        progress=False, plots=True, kernels=("python",),
     )
     return out, profile, summary
 
@@ -45,6 +45,11 @@ def test_profile_written_and_reloads(calibrated):
     assert set(speed["ref"]["seconds"]) == {"lstm_forecaster", "python"}
     assert all(v > 0 for v in speed["ref"]["seconds"].values())
     assert speed["drift"] >= 0 and speed["variant"] == "tiny"
+    # The LSTM on the NumPy kernel: its own service curve, the torch model's cold/memory.
+    k = profile.model("lstm_forecaster+python")
+    assert [p[0] for p in k.forward.points] == [96, 192, 336, 720]
+    assert all(v > 0 for _, v in k.forward.points) and k.forward.points != m.forward.points
+    assert k.memory_mb == m.memory_mb and k.cold == m.cold
 
 
 def test_raw_samples_plots_and_summary(calibrated):
@@ -65,7 +70,7 @@ def test_resume_measures_only_missing_points(calibrated):
     kept = {p.name: p.stat().st_mtime_ns for p in points if p != victim}
     victim.unlink()
     calibrate(out, quick=True, models=["lstm_forecaster"], variant="tiny", only=BENCHES,
-              progress=False, plots=False)
+              progress=False, plots=False, kernels=("python",))
     after = {p.name: p.stat().st_mtime_ns for p in out.with_suffix(".d").joinpath("points").glob("*.json")}
     assert victim.name in after
     assert all(after[n] == t for n, t in kept.items())  # nothing else re-measured
@@ -76,7 +81,7 @@ def test_show_and_compare(calibrated):
     text = show(profile)
     assert "lstm_forecaster" in text and "IPC (pipe)" in text and "event loop" in text
     worst, rows = compare(profile, profile)
-    assert worst == 0.0 and len(rows) == 4
+    assert worst == 0.0 and len(rows) == 8  # 4 sizes, on torch and on the NumPy kernel
 
 
 def test_unknown_bench_selection_is_an_error(tmp_path):
@@ -111,7 +116,8 @@ def test_only_remeasures_its_benches_and_keeps_the_rest_of_the_profile(calibrate
     pts = out.with_suffix(".d").joinpath("points")
     before = {p.name: p.stat().st_mtime_ns for p in pts.glob("*.json")}
     again, _ = calibrate(out, quick=True, models=["lstm_forecaster"], variant="tiny",
-                         only=["ipc"], fresh=True, progress=False, plots=False)
+                         only=["ipc"], fresh=True, progress=False, plots=False,
+                         kernels=("python",))
     after = {p.name: p.stat().st_mtime_ns for p in pts.glob("*.json")}
     redone = {n for n in before if after[n] != before[n]}
     assert redone and all(n.startswith("ipc-") for n in redone)
@@ -121,3 +127,32 @@ def test_only_remeasures_its_benches_and_keeps_the_rest_of_the_profile(calibrate
     assert again.model("lstm_forecaster") == profile.model("lstm_forecaster")
     assert "speed" in again.machine.extra and again.ipc.fixed_s > 0
     assert Profile.load(out) == again
+
+
+def test_corun_pairs_a_kernel_kind_with_the_others_only():
+    from servelab.calibrate.benches import corun
+
+    res = corun.measure({"kinds": ["lstm_forecaster+python", "lstm_forecaster", "frontend"],
+                         "only_with": ["lstm_forecaster+python"], "variant": "tiny",
+                         "seconds": 0.15}, 1, 1)
+    got = {(p["a"], p["b"]) for p in res["pairs"]}
+    assert got == {("lstm_forecaster+python", "lstm_forecaster+python"),
+                   ("lstm_forecaster+python", "lstm_forecaster"),
+                   ("lstm_forecaster+python", "frontend")}
+    assert all(p["rate_a"] > 0 and p["rate_b"] > 0 for p in res["pairs"])
+
+
+def test_the_plan_measures_kernels_only_where_asked():
+    from servelab.calibrate.plan import KERNELS, plan
+
+    def kernel_points(**kw):
+        return [p for p in plan(**kw) if "kernel" in p.params or "only_with" in p.params]
+
+    assert kernel_points(quick=True) == []
+    full = kernel_points(quick=False)
+    assert {p.params.get("kernel") for p in full if p.bench == "service"} == set(KERNELS)
+    assert sum(p.bench == "corun" for p in full) == len(KERNELS)
+    one = kernel_points(quick=True, kernels=("c-hold",), models=("distilbert", "mobilenet_v2"))
+    assert [(p.bench, p.params.get("model")) for p in one] == [("service", "mobilenet_v2"),
+                                                                ("corun", None)]
+    assert one[1].params["only_with"] == ["mobilenet_v2+c-hold"]

@@ -132,3 +132,29 @@ def test_queueing_profile_is_pure():
 def test_core_profile_does_not_import_torch():
     code = "import sys, servelab.core.profile; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_a_kernel_configuration_runs_on_its_calibrated_kernel_costs():
+    import dataclasses
+
+    from servelab.core.profile import CostCurve, GilCost
+
+    p = default_profile()
+    mob = p.model("mobilenet_v2")
+    held = dataclasses.replace(mob, forward=CostCurve(fixed_s=0.02), gil_share=1.0)
+    pairs = {"mobilenet_v2": {"mobilenet_v2": 0.4, "frontend": 0.2},
+             "frontend": {"mobilenet_v2": 0.9, "frontend": 0.5,
+                          "mobilenet_v2+c-hold": 0.5},
+             "mobilenet_v2+c-hold": {"mobilenet_v2+c-hold": 0.5, "frontend": 0.5}}
+    p = dataclasses.replace(p, models={**p.models, "mobilenet_v2+c-hold": held},
+                            gil=GilCost(pairs=pairs))
+    q, used = p.for_kernel("c-hold")
+    assert q.model("mobilenet_v2") == held and "+" not in "".join(q.models)
+    assert q.model("distilbert") == p.model("distilbert")  # no kernel changes it
+    assert q.gil.pairs["mobilenet_v2"] == {"mobilenet_v2": 0.5, "frontend": 0.5}
+    assert q.gil.pairs["frontend"]["mobilenet_v2"] == 0.5
+    assert "calibrated for mobilenet_v2" in used
+    assert "not calibrated for lstm_forecaster" in used and "--kernels c-hold" in used
+    assert p.for_kernel("torch") == (p, "torch")
+    _, used = p.for_kernel("c-release")  # nothing calibrated on it: torch costs, said so
+    assert "not calibrated for lstm_forecaster, mobilenet_v2" in used

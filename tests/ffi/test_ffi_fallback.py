@@ -93,3 +93,13 @@ def test_setup_builders_are_optional_extensions():
         assert kwds["optional"] is True
         macros = dict(kwds["define_macros"])
         assert ("SERVELAB_HOLD_GIL" in macros) == (build == "hold")
+
+
+def test_the_models_a_kernel_changes_are_the_ones_the_simulator_swaps():
+    from servelab.core.config import KERNEL_MODELS
+    from servelab.servers.kernel_models import _WRAPPERS
+    from servelab.servers.zoo import get_model
+
+    changed = {name for name in ("mobilenet_v2", "distilbert", "lstm_forecaster")
+               if any(isinstance(get_model(name, variant="tiny"), b) for b in _WRAPPERS)}
+    assert changed == set(KERNEL_MODELS)

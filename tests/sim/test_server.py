@@ -372,3 +372,19 @@ def test_idle_workers_take_turns_like_the_live_pools():
                    duration=8.0)
     res = simulate(cfg(workers=2), spec, ideal())
     assert res.records.sort_values("start")["worker"].tolist() == [0, 1, 0, 1]
+
+
+def test_a_kernel_configuration_is_simulated_on_its_kernel_costs():
+    from servelab.core.profile import CostCurve
+
+    prof = ideal(models=("mobilenet_v2",), seconds=0.01)
+    slow = replace(prof.models["mobilenet_v2"], forward=CostCurve(fixed_s=0.03))
+    prof = replace(prof, models={**prof.models, "mobilenet_v2+python": slow})
+    spec = replace(burst(1, models=("mobilenet_v2",)),
+                   arrival=ArrivalSpec(kind="trace", times=(0.0, 1.0)), duration=2.0)
+    torch_run = simulate(cfg(models=("mobilenet_v2",)), spec, prof)
+    kern = simulate(cfg(models=("mobilenet_v2",), kernel="python"), spec, prof)
+    assert ends(torch_run) == [pytest.approx(0.01), pytest.approx(1.01)]
+    assert ends(kern) == [pytest.approx(0.03), pytest.approx(1.03)]
+    assert kern.summary["modelled"]["kernel"].startswith("python: calibrated for mobilenet_v2")
+    assert torch_run.summary["modelled"]["kernel"] == "torch"
