@@ -4,6 +4,7 @@ validation.validate` does the work; this module parses, resumes and prints)."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import textwrap
 from collections.abc import Callable
@@ -95,11 +96,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--kernel", choices=KERNELS, help="the ffi kernel every configuration "
                    "serves on (serve --kernel; simulated on the profile's costs for it: "
                    "calibrate --kernels)")
-    g.add_argument("--rescale", action="store_true", default=None,
-                   help="take a speed probe (about 1 s) before each point and simulate it with "
-                   "the profile rescaled to the machine's speed then (needs a profile with a "
-                   "reference probe; off by default: on this machine a short probe did not "
-                   "represent the point and doubled the median p50 error)")
+    parser.add_argument("--rescale", action=argparse.BooleanOptionalAction, default=None,
+                        help="take a speed probe (about 1 s) before each point and simulate it "
+                        "with the profile rescaled to the machine's speed then (needs a profile "
+                        "with a reference probe; off by default: on this machine a short probe "
+                        "did not represent the point and doubled the median p50 error); with "
+                        "--resume --resimulate: whether to apply the stored probes")
     parser.add_argument("--attribute", type=int, default=3, metavar="N",
                         help="error attribution for this many worst points (0: none)")
     parser.add_argument("--out", type=Path, metavar="DIR", help="results folder (default: results/validate-*)")
@@ -130,17 +132,23 @@ def run(args: argparse.Namespace) -> int:
         lambda s: print(s, flush=True))
     if not log.isEnabledFor(logging.DEBUG):  # one line per point is ours; not one per load run
         logging.getLogger("servelab.loadgen").setLevel(logging.WARNING)
+    resimulate = args.resimulate
     if args.resume:
         store = Store(args.resume)
         grid = store.grid()
         if grid is None:
             raise FileNotFoundError(f"{args.resume}: no grid.json (not a validate run folder)")
-        given = [k for k in GRID_FLAGS if getattr(args, k, None) is not None]
+        given = [k for k in GRID_FLAGS if getattr(args, k, None) is not None and k != "rescale"]
         if given or args.quick or args.setups or args.workers or args.schedulers:
             print(f"--resume: the run's own grid is used; ignoring {given or 'the grid flags'}")
         import json
 
         meta = json.loads((args.resume / "grid.json").read_text())
+        if args.rescale is not None and args.rescale != grid.rescale:
+            # a choice of the simulated side only: the live points stay as measured
+            grid = dataclasses.replace(grid, rescale=args.rescale)
+            store.save_grid(grid, **{k: v for k, v in meta.items() if k != "grid"})
+            resimulate = True
         profile_path = args.profile or meta.get("profile_path")
         command = meta.get("command", "")
         out = args.resume
@@ -155,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
               "machine; run servelab calibrate first for real figures)")
     budget = args.budget if args.budget is not None else (15.0 if args.quick else None)
     res = validate(grid, profile, out, attribute=args.attribute, command=command,
-                   profile_path=profile_path, say=say, resimulate=args.resimulate,
+                   profile_path=profile_path, say=say, resimulate=resimulate,
                    budget_s=budget * 60 - ANALYSIS_S if budget else None)
     if res.points.empty:
         print(f"no point measured ({res.summary['stopped'] or 'empty grid'}); "

@@ -56,7 +56,7 @@ def calibrate(
     results = run_points(points, work, progress=progress)
     if only:  # the profile is built from every measured point, not the selection's alone
         results += stored_points([p for p in planned if p not in points], work)
-    source = (f"servelab calibrate{' --quick' if quick else ''} ({len(points)} points, "
+    source = (f"servelab calibrate{' --quick' if quick else ''} ({len(results)} points, "
               f"variant {variant}, {time.perf_counter() - t0:.0f}s)")
     profile, summary = build_profile(results, meta, source)
     profile.save(out)
