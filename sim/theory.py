@@ -37,11 +37,6 @@ def mmc_wait_quantile(lam: float, mu: float, c: int, q: float) -> float:
     return 0.0 if pc <= tail else math.log(pc / tail) / (c * mu - lam)
 
 
-def mmc_wait_tail(lam: float, mu: float, c: int, t: float) -> float:
-    """``P(W > t)`` in M/M/c."""
-    return erlang_c(c, lam / mu) * math.exp(-(c * mu - lam) * t)
-
-
 def pk_wait_mean(lam: float, es: float, es2: float) -> float:
     """Pollaczek–Khinchine: mean waiting time in M/G/1, ``lam E[S^2] / (2 (1 - rho))``."""
     rho = lam * es

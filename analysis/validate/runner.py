@@ -3,7 +3,7 @@
 1. **Simulated capacity** of every (configuration, workload): a capacity ladder run in the
    simulator (cheap) — the live ladder's first guess.
 2. **Live capacity**: one server per configuration, a short open-loop ladder per workload
-   starting from 1.25x the simulated capacity (:func:`servelab.analysis.ladder.climb`).
+   starting from 1.25x the simulated capacity (:func:`servelab.loadgen.ladder.climb`).
 3. **Reference capacity** per workload: the median live capacity over the grid's
    configurations.  Every configuration at level ``f`` is offered the *same* rate
    ``f x C_ref``, so all are ranked at a common rate (and the weaker ones saturate); each point
@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from servelab.analysis.ladder import DEFAULT_RULES, climb, step_from_summary
+from servelab.loadgen.ladder import DEFAULT_RULES, climb, step_from_summary
 from servelab.analysis.validate.backend import Backend, Session
 from servelab.analysis.validate.grid import (
     Cell,

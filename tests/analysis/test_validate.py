@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from servelab.analysis.ladder import Step, climb
+from servelab.loadgen.ladder import Step, climb
 from servelab.analysis.validate import attribution as A
 from servelab.analysis.validate import metrics as M
 from servelab.analysis.validate.backend import SimBackend
