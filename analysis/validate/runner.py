@@ -37,7 +37,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from servelab.loadgen.ladder import DEFAULT_RULES, climb, step_from_summary
 from servelab.analysis.validate.backend import Backend, Session
 from servelab.analysis.validate.grid import (
     Cell,
@@ -55,6 +54,7 @@ from servelab.analysis.validate.store import Store
 from servelab.core.profile import Profile
 from servelab.core.speed import Speed, at_speed, reference
 from servelab.core.workload import WorkloadSpec
+from servelab.loadgen.ladder import DEFAULT_RULES, climb, step_from_summary
 
 log = logging.getLogger(__name__)
 

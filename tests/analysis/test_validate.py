@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from servelab.loadgen.ladder import Step, climb
 from servelab.analysis.validate import attribution as A
 from servelab.analysis.validate import metrics as M
 from servelab.analysis.validate.backend import SimBackend
@@ -28,6 +27,7 @@ from servelab.analysis.validate.grid import (
 from servelab.analysis.validate.validation import validate
 from servelab.core.config import ServerConfig
 from servelab.core.profile import default_profile, queueing_profile
+from servelab.loadgen.ladder import Step, climb
 from servelab.workloads import load_workload
 
 # -- metrics ------------------------------------------------------------------------------------
