@@ -62,10 +62,13 @@ def plan(
                      12 if quick else 40))
     for setup in LIVE_SETUPS:
         inline = setup == "async-inline"
+        # The convoy probe only where inference threads share the front end's interpreter
+        # (calibrate.live reads it for those alone): not inline, not the process pools.
+        convoy_probe = setup in ("threads", "async-thread")
         pts.append(Point("frontend", {"setup": setup, "models": list(models), "variant": variant,
                                       "seconds": (1.2 if inline else 1.5) if quick else 6.0,
-                                      "probe_seconds": 0.0 if inline else
-                                      0.8 if quick else 4.0}, 1, 1))
+                                      "probe_seconds": (0.8 if quick else 4.0) if convoy_probe
+                                      else 0.0}, 1, 1))
     sizes = SIZES if quick else FULL_SIZES
     samples = 5 if quick else 20
     for m in models:
