@@ -191,7 +191,7 @@ def quick_grid(setups: Sequence[str] = tuple(SETUPS), **kw: Any) -> Grid:
     base: dict[str, Any] = dict(
         cells=quick_cells(setups), workloads=("fast-only", "mixed"), loads=QUICK_LOADS,
         duration=8.0, warmup=2.0, ladder_step_s=3.0, ladder_warmup_s=1.0, ladder_steps=4,
-        server_warmup_s=1.5, repeats=2, repeat_cells=1, repeat_loads="top", sim_seeds=3,
+        server_warmup_s=1.5, repeats=2, repeat_cells=1, repeat_loads="all", sim_seeds=3,
     )
     base.update(kw)
     return Grid(**base)

@@ -98,13 +98,22 @@ def main(points: pd.DataFrame) -> pd.DataFrame:
     return points[points["repeat"] == 0] if "repeat" in points else points
 
 
-def noise(points: pd.DataFrame) -> dict[str, dict[str, float]]:
+def noise(points: pd.DataFrame) -> dict[str, dict[str, Any]]:
     """Run-to-run noise per workload: the mean relative range of live reward, p50 and p99 over
-    the points measured more than once (``n``: how many such points)."""
-    out: dict[str, dict[str, float]] = {}
+    the points measured more than once (``n``: how many such points); ``reward_by_load``: the
+    reward's at each load level repeated (noise grows with load: near a configuration's knee
+    one repeat can differ tenfold while the same configuration at half load repeats to 2%)."""
+    out: dict[str, dict[str, Any]] = {}
     for wl, g in points.groupby("workload", sort=False):
         groups = [x for _, x in g.groupby(["cell", "load"]) if len(x) > 1]
-        row: dict[str, float] = {"n": float(len(groups))}
+        row: dict[str, Any] = {"n": float(len(groups))}
+        if "live_reward" in g:
+            by_load: dict[float, list[float]] = {}
+            for x in groups:
+                v = spread(x["live_reward"].tolist())
+                if math.isfinite(v):
+                    by_load.setdefault(float(x["load"].iloc[0]), []).append(v)
+            row["reward_by_load"] = {k: float(np.mean(v)) for k, v in sorted(by_load.items())}
         for m in ("reward", "p50_ms", "p99_ms"):
             if f"live_{m}" not in g:
                 row[m] = math.nan
@@ -135,12 +144,16 @@ class Level:
 
 
 def level_figures(points: pd.DataFrame, workload: str, reward_noise: float,
-                  metric: str = "reward") -> list[Level]:
-    """Per load level of ``workload``: Spearman and top-pick share over the configurations."""
+                  metric: str = "reward",
+                  noise_at: Mapping[float, float] | None = None) -> list[Level]:
+    """Per load level of ``workload``: Spearman and top-pick share over the configurations;
+    a level counts where its live rewards differ by more than the noise measured at that
+    level (``noise_at``), or else than the workload's (``reward_noise``)."""
     out = []
     g = main(points)
     g = g[g["workload"] == workload]
     for load, x in g.groupby("load", sort=True):
+        reward_noise = (noise_at or {}).get(float(load), reward_noise)
         live, sim = x[f"live_{metric}"].to_numpy(float), x[f"sim_{metric}"].to_numpy(float)
         sp = spread(live.tolist())
         if len(x) < 3:
@@ -162,7 +175,7 @@ def level_figures(points: pd.DataFrame, workload: str, reward_noise: float,
 
 
 def workload_figures(points: pd.DataFrame,
-                     noise_by: Mapping[str, Mapping[str, float]] | None = None,
+                     noise_by: Mapping[str, Mapping[str, Any]] | None = None,
                      max_load: float = TARGET_LOAD) -> dict[str, dict[str, Any]]:
     """Per workload: the levels' figures; ``spearman``, the mean over the counted levels at or
     below ``max_load``; ``top_pick``, the worst share over the levels at or below it."""
@@ -170,7 +183,8 @@ def workload_figures(points: pd.DataFrame,
     out: dict[str, dict[str, Any]] = {}
     for wl in dict.fromkeys(points["workload"]):
         rn = noise_by.get(str(wl), {}).get("reward", math.nan)
-        levels = level_figures(points, str(wl), rn)
+        levels = level_figures(points, str(wl), rn,
+                               noise_at=noise_by.get(str(wl), {}).get("reward_by_load"))
         low = [lv for lv in levels if lv.load <= max_load + 1e-9]
         counted = [lv.spearman for lv in low if lv.counted and math.isfinite(lv.spearman)]
         picks = [lv.top_pick for lv in low if math.isfinite(lv.top_pick)]

@@ -94,7 +94,8 @@ def format_workloads(fig: Mapping[str, Any]) -> str:
     lines = []
     for wl, f in fig["workloads"].items():
         nz = fig["noise"].get(wl, {})
-        noise = (f"reward noise {nz['reward']:.1%} (p50 {nz['p50_ms']:.1%}, p99 "
+        by = ", ".join(f"{float(k):.0%} {v:.1%}" for k, v in nz.get("reward_by_load", {}).items())
+        noise = (f"reward noise {nz['reward']:.1%} (by load {by}; p50 {nz['p50_ms']:.1%}, p99 "
                  f"{nz['p99_ms']:.1%}; {int(nz['n'])} repeated points)"
                  if math.isfinite(nz.get("reward", math.nan)) else "noise not measured")
         sp = f"{f['spearman']:+.2f}" if math.isfinite(f["spearman"]) else "n/a"

@@ -94,6 +94,19 @@ def test_noise_filter_counts_only_levels_where_live_rewards_differ():
     assert fig["spearman_levels"] == 2 and fig["spearman"] == pytest.approx(0.0)
 
 
+def test_each_level_is_judged_against_the_noise_measured_at_it():
+    # Repeats at both levels: 50% repeats to 1% (its 4% spread counts), 80% to 60% (its 50%
+    # spread does not) — one workload-wide figure (30%) would have got both wrong.
+    df = _table([[50.0, 51.0, 52.0], [40.0, 60.0, 50.0]],
+                [[1.0, 2.0, 3.0], [1.0, 3.0, 2.0]], [0.5, 0.8],
+                repeats=[("c0", 0.5, 50.5), ("c0", 0.8, 100.0)])
+    nz = M.noise(df)
+    assert nz["w"]["reward_by_load"] == pytest.approx({0.5: 0.5 / 50.25, 0.8: 60.0 / 70.0})
+    lv = {x["load"]: x for x in M.workload_figures(df, nz)["w"]["levels"]}
+    assert lv[0.5]["counted"] and lv[0.5]["spearman"] == pytest.approx(1.0)
+    assert not lv[0.8]["counted"] and "within noise" in lv[0.8]["why"]
+
+
 def test_point_targets_and_target_lines():
     df = pd.DataFrame({
         "repeat": 0, "own_load": [0.5, 0.5, 0.8, 0.95],
