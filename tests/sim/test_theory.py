@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
-import sys
+import site
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -165,11 +165,13 @@ def runs(request) -> Callable[[str, float], Run]:
         {(item.originalname, item.callspec.params["rho"]) for item in request.session.items
          if item.module is request.module and item.originalname in BUILDERS},
         key=cost, reverse=True)
-    root = str(Path(__file__).resolve().parents[2])  # workers import this module as tests.sim.*
+    # Workers import this module as tests.sim.test_theory: the repository root goes on their
+    # path (site.addsitedir pickles by name; a bound sys.path.insert would pickle a copy).
+    root = str(Path(__file__).resolve().parents[2])
     pool = ProcessPoolExecutor(
         max_workers=max(1, min(2, os.cpu_count() or 1, len(keys))),
         mp_context=multiprocessing.get_context("spawn"),
-        initializer=sys.path.insert, initargs=(0, root))
+        initializer=site.addsitedir, initargs=(root,))
     futures: dict[tuple[str, float], Future[Run]] = {k: pool.submit(run_one, *k) for k in keys}
 
     def get(test: str, rho: float) -> Run:
