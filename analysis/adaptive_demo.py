@@ -98,6 +98,7 @@ class DemoConfig:
     max_warm: int | None = None
     seed: int | None = None
     prewarm: bool = False
+    warm_s: float = 6.0
 
 
 @dataclass
@@ -168,14 +169,34 @@ def send(spec: WorkloadSpec, url: str, variant: str, config_id: str) -> tuple[pd
     return build_records(schedule, result, spec.warmup_s, config_id), float(result.t0)
 
 
+def warm_spec(spec: WorkloadSpec, seconds: float) -> WorkloadSpec:
+    """``seconds`` of every model of ``spec`` in equal shares, 4 req/s (at least two
+    requests), with its input sizes."""
+    models = spec.models
+    sizes: dict[str, Any] = {}
+    for p in spec.effective_phases():
+        sizes.update(p.sizes or {})
+    return WorkloadSpec.from_dict({
+        "name": "warm-up", "duration": seconds, "seed": spec.seed + 1, "sizes": sizes,
+        "arrival": {"kind": "constant", "rate": max(4.0, 2.0 / seconds)},
+        "mix": {m: 1.0 / len(models) for m in models},
+    })
+
+
 def live_run(rig: GatewayRig, name: str, kind: str, arms: ArmSet, policy: BanditPolicy,
              source: str, spec: WorkloadSpec, cfg: DemoConfig,
              profile: Profile | None) -> RunResult:
-    """One run: a gateway over ``arms`` with ``policy``, the workload through it, its record."""
+    """One run: a gateway over ``arms`` with ``policy``, the workload through it, its record.
+    The serving backend first gets ``cfg.warm_s`` of the workload's models sent to it
+    directly (not through the gateway, so the policy learns nothing from it): a backend's first
+    requests of a model run cold (one-time set-up per input shape), and a backend reused from
+    an earlier run would otherwise be warmer than a fresh one."""
     t = time.perf_counter()
     ctl, front = rig.call(rig.open(arms, policy, profile, cfg.window_s, source))
     log.info("%s: gateway ready on %s in %.1f s", name, front.url, time.perf_counter() - t)
     try:
+        if cfg.warm_s > 0 and ctl.current is not None:
+            send(warm_spec(spec, cfg.warm_s), ctl.current.url, cfg.variant, "warm-up")
         records, t0 = send(spec, front.url, cfg.variant, name)
         with httpx.Client(timeout=30) as client:
             meta = client.get(f"{front.url}/servelab/meta").json()
@@ -307,6 +328,7 @@ def plot_timeline(runs: Sequence[RunResult], spec: WorkloadSpec, window_s: float
     axes[2].step(t, arm, where="pre", color="black")
     axes[2].set_yticks(range(len(labels)), labels, fontsize=7)
     axes[2].set_ylim(-0.5, len(labels) - 0.5)
+    axes[2].set_xlim(0, horizon)
     starts = [*spec.phase_starts(), horizon]
     for ax in axes:
         for k in range(len(starts) - 1):
@@ -470,7 +492,7 @@ def run_demo(cfg: DemoConfig, out: Path, profile_path: Path | None, command: str
     summary = {
         **meta, "kind": "demo-adaptive", "workload": spec.to_dict(), "arms": arms.to_list(),
         "arms_file": str(arms_path), "variant": cfg.variant, "window_s": cfg.window_s,
-        "max_warm": max_warm, "prewarm": cfg.prewarm, "policy": {**prior, "source": source},
+        "max_warm": max_warm, "prewarm": cfg.prewarm, "warm_s": cfg.warm_s, "policy": {**prior, "source": source},
         "profile": str(profile_path) if profile_path is not None else None,
         "table": table.to_dict(orient="records"),
         "best_static": None if best is None else best["run"],

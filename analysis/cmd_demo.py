@@ -64,6 +64,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    "the workload's)")
     g.add_argument("--window-s", type=float, default=1.0, help="decision window (s)")
     g.add_argument("--seed", type=int, default=None, help="workload seed (default: its own)")
+    g.add_argument("--warm-s", type=float, default=6.0,
+                   help="seconds of the workload's models sent straight to each run's serving "
+                   "backend before its run, so fresh and reused backends start equally warm "
+                   "(default: %(default)s)")
     g.add_argument("--prewarm", action="store_true",
                    help="start every arm's backend before the adaptive run (default: each is "
                    "started when the policy first picks it, under traffic)")
@@ -118,12 +122,15 @@ def run_adaptive(args: argparse.Namespace) -> int:
 
     if args.window_s <= 0 or (args.duration is not None and args.duration <= 0):
         raise ValueError("--window-s and --duration must be > 0")
+    if args.warm_s < 0:
+        raise ValueError("--warm-s must be >= 0")
     prof = args.profile if args.profile is not None else profile_path(args.variant)
     if args.profile is not None and not prof.exists():
         raise FileNotFoundError(f"profile not found: {prof}")
     cfg = DemoConfig(workload=args.workload, arms=args.arms, policy=args.policy,
                      prior=not args.no_prior, variant=args.variant, duration=args.duration,
-                     window_s=args.window_s, seed=args.seed, prewarm=args.prewarm)
+                     window_s=args.window_s, seed=args.seed, prewarm=args.prewarm,
+                     warm_s=args.warm_s)
     out = args.out or new_run_dir("demo-adaptive")
     for name in ("servelab.loadgen", "httpx"):
         logging.getLogger(name).setLevel(logging.WARNING)

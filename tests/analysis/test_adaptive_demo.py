@@ -41,16 +41,17 @@ def test_adaptive_demo_switches_live_without_loss(tmp_path: Path) -> None:
     workload.write_text(yaml.safe_dump(WORKLOAD))
     out = tmp_path / "run"
     # ucb1 from scratch tries every arm first, so the adaptive run switches within its first
-    # windows; --prewarm keeps the test short (no backend starts under traffic).
+    # windows; --prewarm and a short --warm-s keep the test short (no backend starts under
+    # traffic).
     rc = cli.main(["demo", "--adaptive", "--variant", "tiny", "--arms", str(arms_file),
                    "--workload", str(workload), "--policy", "ucb1", "--window-s", "0.25",
-                   "--prewarm", "--out", str(out)])
+                   "--warm-s", "0.5", "--prewarm", "--out", str(out)])
     assert rc == 0
 
     summary = json.loads((out / "summary.json").read_text())
     assert {"command", "started_at", "servelab", "machine"} <= set(summary)
     assert summary["command"].startswith("servelab demo ") and "--adaptive" in summary["command"]
-    assert summary["policy"]["kind"] == "given"
+    assert summary["policy"]["kind"] == "given" and summary["warm_s"] == 0.5
     for name in ("table.parquet", "table.csv", "timeline.png", "records.parquet"):
         assert (out / name).stat().st_size > 0, name
 
