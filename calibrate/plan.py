@@ -71,6 +71,8 @@ def plan(
                                       else 0.0}, 1, 1))
     sizes = SIZES if quick else FULL_SIZES
     samples = 5 if quick else 20
+    early: list[Point] = []
+    late: list[Point] = []
     for m in models:
         v = {"model": m, "variant": variant}
         # Service time vs input size (batch 1), and batch scaling at the default size, with one
@@ -79,9 +81,13 @@ def plan(
         min_time = 0.5 if quick else 2.0  # seconds of samples per size, at least
         # Like pyperf, several worker processes per measurement: the run-to-run spread between
         # processes (allocator layout, core placement) is larger than the spread within one.
+        # The first run at the start of the calibration, the others at its end: the
+        # machine's speed moves over minutes (MobileNetV2 measured 4.7 ms by the start probe
+        # and 7.9 ms by the service bench in one quick calibration), so the median spans it.
         for run in range(2 if quick else 3):
-            pts.append(Point("service", {**v, "sizes": list(sizes[m]), "batches": batches,
-                                         "min_time_s": min_time, "run": run}, 2, samples))
+            (early if run == 0 else late).append(Point(
+                "service", {**v, "sizes": list(sizes[m]), "batches": batches,
+                            "min_time_s": min_time, "run": run}, 2, samples))
         for t in range(2, (2 if quick else max(cores, 2)) + 1):
             pts.append(Point("service", {**v, "threads": t, "min_time_s": min_time}, 2, samples))
         # Interference and GIL share: k concurrent requests, threads vs processes.
@@ -114,5 +120,7 @@ def plan(
                                        "long_seconds": 1.5 if quick else 6.0}, 2, 1))
     if not quick:  # backend start-up per setup (the meta-scheduler's switching cost)
         pts.append(Point("switch", {"models": list(models), "variant": variant}, 1, 3))
+    pts[1:1] = early  # right after the start probe
+    pts += late
     pts.append(Point("speed", {**probe, "at": "end"}, 2, 5))
     return pts
