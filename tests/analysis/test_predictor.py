@@ -5,12 +5,22 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from threadpoolctl import threadpool_limits
 
 from servelab.analysis import predictor as P
 from servelab.core import learned
 from servelab.core.learned import Context, snap
 from servelab.core.policies import Sjf
 from servelab.core.requests import Request
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_openmp_thread():
+    """Training and prediction on one OpenMP thread: on a busy 2-core machine the boosting's
+    OpenMP barriers spin (one suite run: this module's fixture 33 s and one test 101 s, against
+    under 2 s idle), as sched_study notes where it trains."""
+    with threadpool_limits(1):
+        yield
 
 
 @pytest.fixture(scope="module")
