@@ -28,6 +28,8 @@ LIVE_SETUPS = ("threads", "processes", "async-thread", "async-process")
 TINY_LIVE = ("--warmup", "0.5", "--ladder-step", "1.5", "--ladder-warmup", "0.5",
              "--ladder-steps", "3", "--server-warmup", "0.5")
 """Tiny models: a smoke run, short steps."""
+TINY_ADAPTIVE = (15.0, 1.0)
+"""The adaptive demo's workload seconds and warm-up seconds with tiny models: a quick run."""
 SWEEP_GRID = ("concurrency=threads,processes,async", "workers=1,2,4", "scheduler=fifo,sjf,mlfq")
 
 
@@ -56,18 +58,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="the gateway's policy (default: a prior trained by meta train --quick "
                    "when a profile exists, else switch_aware:inner=ucb1 from scratch)")
     g.add_argument("--profile", type=Path, default=None,
-                   help="profile for the prior (default: this machine's cached demo profile)")
+                   help="profile for the prior (default: this machine's cached demo profile; "
+                   "none with --variant tiny)")
     g.add_argument("--no-prior", action="store_true",
                    help="no meta train prior: the policy learns from scratch")
     g.add_argument("--duration", type=float, default=None,
                    help="seconds of workload per run, phases scaled in proportion (default: "
-                   "the workload's)")
+                   f"the workload's; --variant tiny: {TINY_ADAPTIVE[0]:g} s)")
     g.add_argument("--window-s", type=float, default=1.0, help="decision window (s)")
     g.add_argument("--seed", type=int, default=None, help="workload seed (default: its own)")
-    g.add_argument("--warm-s", type=float, default=6.0,
+    g.add_argument("--warm-s", type=float, default=None,
                    help="seconds of the workload's models sent straight to each run's serving "
                    "backend before its run, so fresh and reused backends start equally warm "
-                   "(default: %(default)s)")
+                   f"(default: 6; --variant tiny: {TINY_ADAPTIVE[1]:g})")
     g.add_argument("--prewarm", action="store_true",
                    help="start every arm's backend before the adaptive run (default: each is "
                    "started when the policy first picks it, under traffic)")
@@ -120,21 +123,30 @@ def run_adaptive(args: argparse.Namespace) -> int:
     from servelab.reproduce import command_line
     from servelab.results import new_run_dir
 
+    tiny = args.variant == "tiny"
     if args.window_s <= 0 or (args.duration is not None and args.duration <= 0):
         raise ValueError("--window-s and --duration must be > 0")
-    if args.warm_s < 0:
+    if args.warm_s is not None and args.warm_s < 0:
         raise ValueError("--warm-s must be >= 0")
-    prof = args.profile if args.profile is not None else profile_path(args.variant)
-    if args.profile is not None and not prof.exists():
+    duration = args.duration if args.duration is not None or not tiny else TINY_ADAPTIVE[0]
+    warm_s = args.warm_s if args.warm_s is not None else TINY_ADAPTIVE[1] if tiny else 6.0
+    prof: Path | None = args.profile
+    if prof is not None and not prof.exists():
         raise FileNotFoundError(f"profile not found: {prof}")
+    if prof is None and tiny and args.policy is None and not args.no_prior:
+        # Training on the tiny profile simulates its models' high rates for minutes.
+        print("tiny variant: no prior unless --profile names one (training on the tiny "
+              "profile takes minutes)", flush=True)
+    elif prof is None and profile_path(args.variant).exists():
+        prof = profile_path(args.variant)
     cfg = DemoConfig(workload=args.workload, arms=args.arms, policy=args.policy,
-                     prior=not args.no_prior, variant=args.variant, duration=args.duration,
+                     prior=not args.no_prior, variant=args.variant, duration=duration,
                      window_s=args.window_s, seed=args.seed, prewarm=args.prewarm,
-                     warm_s=args.warm_s)
+                     warm_s=warm_s)
     out = args.out or new_run_dir("demo-adaptive")
     for name in ("servelab.loadgen", "httpx"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    run_demo(cfg, out, prof if prof.exists() else None,
+    run_demo(cfg, out, prof,
              command_line("demo", add_arguments, args, omit=("out",)),
              say=lambda s: print(s, flush=True))
     return 0
