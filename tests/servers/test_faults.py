@@ -127,10 +127,13 @@ def test_a_poison_request_in_a_batch_dies_alone(poisonable: Server) -> None:
     srv = poisonable
     poison_before = metric(srv, "servelab_poison_requests_total", model="sleep")
     restarts = metric(srv, "servelab_worker_restarts_total")
-    blocker = Background(lambda: sleep_request(srv, 0.3))  # so the three queue and batch
+    blocker = Background(lambda: sleep_request(srv, 1.0))  # so the three queue and batch
     wait_until(lambda: srv.engine.inflight == 1, what="blocker admitted")
     jobs = [Background(lambda s=s: sleep_request(srv, s, id=f"b{s}"))
             for s in (0.01, POISON_S, 0.02)]
+    # all three queued behind the blocker before it ends (beside other jobs a late sender
+    # missed the batch, and its mates were retried as a batch of two)
+    wait_until(lambda: srv.engine.inflight == 4, what="the three queued")
     codes = [j.get().status_code for j in jobs]
     assert blocker.get().status_code == 200
     assert codes == [200, 500, 200]
