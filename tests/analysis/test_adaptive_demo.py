@@ -76,4 +76,6 @@ def test_adaptive_demo_switches_live_without_loss(tmp_path: Path) -> None:
     for s in timeline:
         assert s["reason"] and s["policy_reason"] and s["from_label"] != s["to_label"]
         assert s["to_label"] in labels and s["from_label"] in labels
-        assert -1.0 <= s["t_client"] <= 10.0, s
+        # dated on the client's clock (an offset error would be the machine's uptime, hours):
+        # a switch decided while the last requests drain may come seconds after the workload
+        assert -1.0 <= s["t_client"] <= 30.0, s
