@@ -36,7 +36,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -153,8 +153,6 @@ class Profile:
                     row[m] = row[k]
         pairs = {a: {b: r for b, r in row.items() if "+" not in b}
                  for a, row in pairs.items() if "+" not in a}
-        from dataclasses import replace
-
         out = replace(self, models=models, gil=replace(self.gil, pairs=pairs))
         used = f"{kernel}: calibrated for {', '.join(sorted(have))}" if have else kernel
         if missing:
