@@ -36,6 +36,7 @@ from servelab.servers.api import OipApi
 from servelab.servers.engine import Engine
 from servelab.servers.metrics import ServerMetrics
 from servelab.servers.models import get_servables
+from servelab.servers.watchdog import Watchdog
 from servelab.servers.zoo.base import ZooModel
 
 log = logging.getLogger(__name__)
@@ -58,14 +59,19 @@ class ServeOptions:
     trace_out: str | None = opt(None, "on exit, write the per-request trace (Parquet) here")
     predictor: str = opt("mean", "runtime predictor for sjf / priority: mean (per-model running "
                          "mean) or PATH.joblib (a learned one, from servelab predictor train)")
+    watchdog_s: float = opt(10.0, "deadlock watchdog: answer 500 (and log every thread's stack) "
+                            "for requests whose inference threads have waited this long on a "
+                            "lock in a cycle or held by a dead thread; 0 disables")
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
             raise ValueError(f"unknown variant {self.variant!r}; valid: {', '.join(VARIANTS)}")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be 0..65535, got {self.port}")
-        if self.max_request_mb <= 0 or self.drain_timeout_s < 0 or self.http_threads < 0:
-            raise ValueError("max_request_mb must be > 0, drain_timeout_s and http_threads >= 0")
+        if (self.max_request_mb <= 0 or self.drain_timeout_s < 0 or self.http_threads < 0
+                or self.watchdog_s < 0):
+            raise ValueError("max_request_mb must be > 0; drain_timeout_s, http_threads and "
+                             "watchdog_s >= 0")
         if self.predictor == "oracle":
             raise ValueError("predictor 'oracle' needs each request's true service time, which a "
                              "live server knows only after running it (simulation only); use "
@@ -172,6 +178,7 @@ class Server(ABC):
         self.engine = Engine(config, self.metrics, make_predictor(self.options.predictor, config))
         self.api = OipApi(self.engine, self.models, self.metrics, self.options.max_request_bytes,
                           server_name=f"servelab-{self.kind}", info=self.info)
+        self.watchdog: Watchdog | None = None
         self.sock: socket.socket | None = None
         self.started = False
         self.stopped = False
@@ -226,6 +233,8 @@ class Server(ABC):
             self.engine.close()
             self.sock.close()
             raise
+        if self.options.watchdog_s > 0:
+            self.watchdog = Watchdog(self.engine, self.options.watchdog_s).start()
         self.api.ready = True
         self.started = True
         log.info("%s server ready at %s in %.1f s", self.kind, self.url, time.perf_counter() - t0)
@@ -241,6 +250,8 @@ class Server(ABC):
         timeout = self.options.drain_timeout_s if drain_timeout is None else drain_timeout
         self.engine.stop_intake()
         drained = self.engine.drain(timeout)
+        if self.watchdog is not None:
+            self.watchdog.stop()
         self.engine.close()  # fails whatever is left (503)
         end = time.perf_counter() + 2.0
         while self.api.active > 0 and time.perf_counter() < end:

@@ -126,6 +126,7 @@ class LiveBatch(Batch):
     times: StageTimes = field(default_factory=StageTimes)
     lock_wait: float = 0.0
     ipc: float = 0.0
+    thread: int = 0  # ident of the in-process thread running it (the watchdog's key)
 
     @property
     def started(self) -> bool:

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from servelab.servers.engine import Engine, LiveBatch
+from servelab.servers.locks import TrackedLock
 from servelab.servers.runner import Work
 from servelab.servers.zoo.base import ZooModel
 
@@ -35,12 +36,13 @@ class _NoLock:
 
 
 def make_locks(models: Mapping[str, Any], mode: str) -> dict[str, Any]:
-    """``--model-lock``: one lock for all models (global), one per model, or none."""
+    """``--model-lock``: one lock for all models (global), one per model, or none.  The locks
+    are tracked (owner and waiters), so the deadlock watchdog can name them."""
     if mode == "global":
-        lock = threading.Lock()
+        lock = TrackedLock("model-lock:global")
         return {m: lock for m in models}
     if mode == "per-model":
-        return {m: threading.Lock() for m in models}
+        return {m: TrackedLock(f"model-lock:{m}") for m in models}
     if mode == "none":
         return {m: _NoLock() for m in models}
     raise ValueError(f"unknown model lock {mode!r}; valid: global, per-model, none")
@@ -118,6 +120,7 @@ class ThreadExecutor(_Runner):
             self.execute(job)
 
     def execute(self, job: LiveBatch) -> None:
+        job.thread = threading.get_ident()
         try:
             work = self._start_work(job)
             if work is None:

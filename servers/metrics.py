@@ -78,6 +78,11 @@ class ServerMetrics:
             "servelab_preemptions", "Batches preempted at a stage boundary (MLFQ)", ["model"],
             registry=r,
         )
+        self.watchdog_stuck = Counter(
+            "servelab_watchdog_stuck_requests", "Requests the deadlock watchdog answered 500 "
+            "because their inference thread was stuck on a lock (kind: deadlock, leaked)",
+            ["kind"], registry=r,
+        )
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

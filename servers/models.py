@@ -7,6 +7,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+from servelab.servers.deadlock import DEADLOCK_NAME, DeadlockModel
 from servelab.servers.noop import NOOP_NAME, SLEEP_NAME, NoopModel, SleepModel
 from servelab.servers.zoo.base import ZooModel
 
@@ -31,6 +32,8 @@ def get_servable(
         return NoopModel(variant=variant, seed=seed)
     if name == SLEEP_NAME:
         return SleepModel(variant=variant, seed=seed)
+    if name == DEADLOCK_NAME:  # debug only: deadlocks on purpose (servers/deadlock.py)
+        return DeadlockModel(variant=variant, seed=seed)
     from servelab.servers.zoo import get_model
 
     weights = None
