@@ -50,4 +50,6 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    from servelab.cli import exit_now  # skip the interpreter teardown (seconds with torch)
+
+    exit_now(main(sys.argv[1:]))

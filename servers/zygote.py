@@ -212,4 +212,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from servelab.cli import exit_now  # skip the interpreter teardown (seconds with torch)
+
+    exit_now(main())

@@ -120,6 +120,12 @@ class ZooModel(ABC):
     def build(self) -> Any:
         """Return a freshly built ``torch.nn.Module`` (seeded weights, eval mode)."""
 
+    def architecture(self) -> Any:
+        """The module's structure alone: what :meth:`build` returns before any step that
+        computes values (e.g. BatchNorm calibration).  The weight cache builds it on the
+        ``meta`` device and assigns stored tensors to it (:mod:`.weight_cache`)."""
+        return self.build()
+
     def load(self) -> Any:
         """Build the module once (seeded, or from ``self.weights``) and return it.
 
@@ -137,9 +143,11 @@ class ZooModel(ABC):
                 raise FileNotFoundError(f"weights file not found: {self.weights}")
 
             # Seed a private copy of the RNG: building a model leaves the global state alone.
+            from servelab.servers.zoo import weight_cache
+
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(self.seed)
-                module = self.build()
+                module = self.build() if self.weights is not None else weight_cache.build(self)
             if self.weights is not None:
                 state = torch.load(self.weights, map_location="cpu", weights_only=True)
                 module.load_state_dict(state)

@@ -88,16 +88,19 @@ class MobileNetV2Model(ZooModel):
     def setting(self) -> list[list[int]]:
         return FULL_SETTING if self.variant == "full" else TINY_SETTING
 
-    def build(self) -> Any:
+    def architecture(self) -> Any:
         from torchvision.models import mobilenet_v2
 
         width = 1.0 if self.variant == "full" else TINY_WIDTH
-        module = mobilenet_v2(
+        return mobilenet_v2(
             weights=None,
             num_classes=NUM_CLASSES,
             width_mult=width,
             inverted_residual_setting=[list(row) for row in self.setting],
         )
+
+    def build(self) -> Any:
+        module = self.architecture()
         calibrate_batchnorm(module)
         return module
 
