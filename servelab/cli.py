@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "best-config": ("servelab.analysis.cmd_best_config", "predict the best concurrency configuration from the traffic"),
     "sched-study": ("servelab.analysis.cmd_sched_study", "FIFO vs Priority vs SJF vs MLFQ, simulated and live"),
     "demo": ("servelab.analysis.cmd_demo", "the main job: an end-to-end run of the pipeline"),
+    "report": ("servelab.analysis.cmd_report", "the study's answers as one report (HTML, Markdown, data)"),
     "gateway": ("servelab.gateway.cmd_gateway",
                 "the adaptive gateway: switches live backends as the meta-scheduler decides"),
     # Benchmarks: commands that write results/, never timed tests.

@@ -1,7 +1,8 @@
 """The interface every report section implements, and the context it is built in.
 
 A section module ``sec_<key>.py`` in this package defines ``KEY`` (short name, used in file names
-and ``--sections``), ``TITLE`` (the question it answers) and ``build(ctx: Context) -> Section``.
+and ``--sections``), ``TITLE`` (the question it answers), ``ORDER`` (its section number) and
+``build(ctx: Context) -> Section``; ``sections.py`` lists the modules the report runs.
 ``build`` runs (or reuses, through ``ctx.cached``) the measurements it needs, writes each figure's
 PNG under ``ctx.out`` and returns what the renderer lays out.  A section that cannot be built on
 this machine (no compiled kernel, no perf counters) still returns a Section whose ``notes`` say
@@ -61,6 +62,13 @@ class Context:
     cache: Path                  # results/report-cache/: inputs reused across reports
     variant: str = "full"        # model variant ("tiny" for tests)
     log: Callable[[str], None] = print
+
+    def figure_path(self, name: str) -> Path:
+        """Where a section writes figure ``name``'s PNG: ``<out>/figures/<name>.png`` (the
+        folder is created).  Any path works; this one saves the renderer a copy."""
+        path = self.out / "figures" / f"{name}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
 
     def cached(self, name: str, compute: Callable[[], pd.DataFrame],
                meta: dict[str, Any] | None = None) -> pd.DataFrame:
