@@ -127,29 +127,50 @@ def cross_validate(data: Data, k: int = 5, seed: int = 0, names: Sequence[str] |
     return pd.DataFrame(rows), preds
 
 
+GROUPS: dict[str, tuple[str, ...]] = {
+    "model mix": ("share_",), "input sizes": ("size_",), "CPU per request": ("service_ms",),
+    "load": ("rate", "cpu_load"), "burstiness": ("burst",),
+}
+"""Feature groups shuffled together: features that stand in for each other (the mix and the
+mean CPU per request, the rate and the CPU load) hide each other's importance one by one."""
+
+
+def feature_groups(features: Sequence[str]) -> dict[str, list[str]]:
+    out = {g: [f for f in features if any(f == p or (p.endswith("_") and f.startswith(p))
+                                          for p in pre)] for g, pre in GROUPS.items()}
+    return {g: fs for g, fs in out.items() if fs}
+
+
 def permutation_importance(data: Data, name: str = "forest", k: int = 5, repeats: int = 3,
                            seed: int = 0, trees: int = 100) -> pd.DataFrame:
-    """Per feature, the mean drop (and its spread over folds x repeats) of out-of-fold accuracy
-    and reward share when that feature alone is shuffled within the held-out fold."""
+    """Per feature (``kind`` "feature") and per group of features shuffled together
+    (``kind`` "group", :data:`GROUPS`), the mean drop (and its spread over folds x repeats) of
+    out-of-fold accuracy and reward share when only those columns are shuffled (rows permuted
+    together) within the held-out fold."""
     rng = np.random.default_rng(seed)
     learner = models(seed, trees)[name]
-    drops: dict[str, list[tuple[float, float]]] = {f: [] for f in data.features}
+    sets = {**{f: ("feature", [f]) for f in data.features},
+            **{g: ("group", fs) for g, fs in feature_groups(data.features).items()}}
+    drops: dict[str, list[tuple[float, float]]] = {n: [] for n in sets}
     for train, test in folds(len(data.y), k, seed):
         m = learner().fit(data.X[train], data.y[train])
         base = score(data, m.predict(data.X[test]), test)
-        for j, f in enumerate(data.features):
+        for n, (_, fs) in sets.items():
+            cols = [data.features.index(f) for f in fs]
             for _ in range(repeats):
                 Xp = data.X[test].copy()
-                Xp[:, j] = rng.permutation(Xp[:, j])
+                Xp[:, cols] = Xp[rng.permutation(len(test))][:, cols]
                 s = score(data, m.predict(Xp), test)
-                drops[f].append((base["accuracy"] - s["accuracy"], base["share"] - s["share"]))
+                drops[n].append((base["accuracy"] - s["accuracy"], base["share"] - s["share"]))
     rows = []
-    for f, d in drops.items():
+    for n, d in drops.items():
         a = np.array(d)
-        rows.append({"feature": f, "accuracy_drop": float(a[:, 0].mean()),
+        rows.append({"feature": n, "kind": sets[n][0], "columns": ",".join(sets[n][1]),
+                     "accuracy_drop": float(a[:, 0].mean()),
                      "accuracy_drop_sd": float(a[:, 0].std()),
                      "share_drop": float(a[:, 1].mean()), "share_drop_sd": float(a[:, 1].std())})
-    return pd.DataFrame(rows).sort_values("accuracy_drop", ascending=False, ignore_index=True)
+    return pd.DataFrame(rows).sort_values(["kind", "accuracy_drop"], ascending=[False, False],
+                                          ignore_index=True)
 
 
 def fit(data: Data, name: str, seed: int = 0, trees: int = 100) -> Any:

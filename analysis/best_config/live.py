@@ -111,6 +111,12 @@ def _share(row: Any, pick: str | None) -> float:
     return float(row[f"live:{pick}"] / best)
 
 
+def _sim_best(row: Any) -> str:
+    """The candidate the simulator ranks first (the first listed on a tie)."""
+    cand = list(row["candidates"])
+    return str(cand[int(np.argmax([row[f"sim:{k}"] for k in cand]))])
+
+
 def evaluate(dec: pd.DataFrame, feats: pd.DataFrame, model: Any, majority: str,
              features: Sequence[str]) -> pd.DataFrame:
     """The decisions with each chooser's pick and its live reward share: ``pick`` (the
@@ -123,8 +129,7 @@ def evaluate(dec: pd.DataFrame, feats: pd.DataFrame, model: Any, majority: str,
     extra = feats.drop(columns=[c for c in feats.columns if c in dec.columns])
     out = pd.concat([dec.reset_index(drop=True), extra.reset_index(drop=True)], axis=1)
     out["pick"] = picks
-    out["sim_pick"] = [max(c, key=lambda k, r=r: r[f"sim:{k}"]) for c, (_, r) in
-                       zip(dec["candidates"], dec.iterrows(), strict=True)]
+    out["sim_pick"] = [_sim_best(r) for _, r in dec.iterrows()]
     out["majority_pick"] = [majority if majority in c else None for c in dec["candidates"]]
     for col in ("pick", "sim_pick", "majority_pick"):
         out[col.replace("pick", "share")] = [_share(r, r[col]) for _, r in out.iterrows()]

@@ -67,14 +67,17 @@ def plot_importance(imp: pd.DataFrame, path: Path, title: str) -> Path:
     plt = _pyplot()
     d = imp.iloc[::-1]
     fig, axes = plt.subplots(1, 2, figsize=(10, 0.5 + 0.35 * len(d)), sharey=True)
-    ylabels = [label(f) for f in d["feature"]]
+    kinds = d["kind"] if "kind" in d else ["feature"] * len(d)
+    ylabels = [f"[{f}]" if k == "group" else label(f) for f, k in zip(d["feature"], kinds,
+                                                                     strict=True)]
     for ax, col, name in ((axes[0], "accuracy_drop", "accuracy"),
                           (axes[1], "share_drop", "reward share")):
-        ax.barh(ylabels, d[col], xerr=d[f"{col}_sd"], color="#1f77b4", ecolor="0.4")
+        colors = ["#ff7f0e" if k == "group" else "#1f77b4" for k in kinds]
+        ax.barh(ylabels, d[col], xerr=d[f"{col}_sd"], color=colors, ecolor="0.4")
         ax.axvline(0, color="k", lw=0.6)
         ax.set_xlabel(f"drop in out-of-fold {name} when shuffled")
     axes[0].tick_params(axis="y", labelsize=8)
-    fig.suptitle(title, fontsize=9)
+    fig.suptitle(title + " (orange, [bracketed]: a group shuffled together)", fontsize=9)
     fig.tight_layout()
     return _save(fig, path)
 

@@ -18,8 +18,8 @@ from servelab.analysis.best_config.features import label
 from servelab.analysis.best_config.space import setup_of
 
 WHY: dict[str, str] = {
-    "threads": "one interpreter: no IPC copy and a cheap hand-off, but Python work "
-               "serialises on the GIL",
+    "threads": "one interpreter: no IPC copy and a cheap hand-off; enough while the "
+               "model's kernels release the GIL (long torch ops), not when Python work holds it",
     "processes": "a GIL per worker process: Python work runs on every core, each request pays "
                  "an IPC copy and the pool its memory",
     "async-inline": "the event loop runs inference itself: no hand-off or IPC, nothing overlaps",

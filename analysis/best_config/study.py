@@ -50,9 +50,12 @@ class Settings:
         return cfgs
 
     def meta(self) -> dict[str, Any]:
-        """What a cached training set must match."""
-        return {"samples": self.samples, "draw": asdict(self.draw), "seed": self.seed,
-                "schedulers": list(self.schedulers), "keys": list(self.keys)}
+        """What a cached training set must match (JSON-plain: compared with its stored copy)."""
+        import json
+
+        return dict(json.loads(json.dumps({
+            "samples": self.samples, "draw": asdict(self.draw), "seed": self.seed,
+            "schedulers": list(self.schedulers), "keys": list(self.keys)})))
 
 
 QUICK = Settings(samples=100, draw=Draw(requests=250, duration_s=(4.0, 20.0)))
@@ -169,7 +172,9 @@ def _live(data: C.Data, samples: pd.DataFrame, profile: Profile, points: pd.Data
 def answer(a: Analysis) -> str:
     cv = a.cv.set_index("model")
     b, maj = cv.loc[a.best_learner], cv.loc["majority"]
-    top = [label(f) for f in a.importance["feature"].head(2)]
+    groups = a.importance[a.importance["kind"] == "group"]
+    top = [f"the {g}" for g in groups["feature"].head(2)] or \
+        [label(f) for f in a.importance["feature"].head(2)]
     s = (f"Mostly, because near-ties forgive mistakes: from rate, model mix, input sizes and "
          f"offered CPU load a {a.best_learner} picks the simulated-best configuration in "
          f"{b['accuracy']:.0%} of held-out simulated workloads ({b['decisive_accuracy']:.0%} "
@@ -181,7 +186,7 @@ def answer(a: Analysis) -> str:
         s += (f"; on {ls['decisions']} held-out live decisions it earns {lv['share']:.1%} of the "
               f"live-best reward, right {lv['accuracy']:.0%} of the time (simulating every "
               f"candidate: {ls['simulator']['share']:.1%}, random: {ls['random']['share']:.1%})")
-    return s + f"; what drives it: {top[0]} and {top[1]} (first split: {a.root_split})."
+    return s + (f"; what drives it: {' and '.join(top[:2])} (first split: {a.root_split}).")
 
 
 def write(a: Analysis, out: Path, command: str, extra: dict[str, Any] | None = None,

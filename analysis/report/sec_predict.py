@@ -62,7 +62,8 @@ def build(ctx: Context) -> Section:
                          meta={"profile": profile.digest, **settings.meta()})
     root = LIVE_ROOT if LIVE_ROOT is not None else RESULTS_ROOT
     runs = L.find_runs(root)
-    a = S.analyse(samples, profile, L.load_points(runs), seed=settings.seed, k=settings.folds)
+    a = S.analyse(samples, profile, L.load_points(runs), seed=settings.seed, k=settings.folds,
+                  trees=20 if tiny else 100, repeats=1 if tiny else 3)
     figs = S.figures(a, ctx.out, prefix=f"{KEY}-")
     cmd = "servelab best-config" + (" --quick" if ctx.quick or tiny else "") + (
         f" --profile {path}" if path is not None else "") + (
@@ -84,7 +85,8 @@ def _figures(a: S.Analysis, figs: dict[str, Path], cmd: str) -> list[Figure]:
                     f"simulator's own pick {ls['simulator']['share']:.1%}")
     shares = a.share_table()
     imp = a.importance
-    top = imp.iloc[0]
+    top = imp.iloc[0]  # groups sort first
+    name = f"the {top['feature']}" if top.get("kind") == "group" else label(str(top["feature"]))
     conf = a.confusion()
     return [
         Figure(
@@ -104,7 +106,7 @@ def _figures(a: S.Analysis, figs: dict[str, Path], cmd: str) -> list[Figure]:
             command=cmd),
         Figure(
             name=f"{KEY}-importance", png=figs["importance"], data=imp,
-            claim=(f"{label(str(top['feature']))} drives the choice most: shuffling it costs "
+            claim=(f"{name} drives the choice most: shuffling it costs "
                    f"{top['accuracy_drop']:.1%} accuracy and {top['share_drop']:.2%} reward "
                    f"share; the tree's first split is {a.root_split}."),
             command=cmd, spread="error bars: sd over 5 folds x 3 shuffles"),
