@@ -23,14 +23,14 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy core sim servelab workloads loadgen ffi servers meta gateway analysis
+	$(BIN)/mypy core sim servelab workloads loadgen ffi servers calibrate meta gateway analysis
 	$(BIN)/python -m pytest -rs  # -rs: say which tests skipped and why (e.g. no chromium)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy core sim servelab workloads loadgen ffi servers meta gateway analysis
+	$(BIN)/mypy core sim servelab workloads loadgen ffi servers calibrate meta gateway analysis
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache

@@ -152,7 +152,7 @@ def _interference(results: Sequence[Result], gil: Mapping[str, float], cores: in
                 g = gil.get(model, 0.0)
                 expected = k / (1.0 / (g + (1.0 - g) / n)) if n > 1 else float(k)
             tables[mode][k].append(ratio / expected)
-    out = {}
+    out: dict[str, tuple[float, ...]] = {}
     for mode, tab in tables.items():
         if not tab:
             out[mode] = (1.0,)
@@ -170,7 +170,7 @@ DRIFT_WARN = 0.15
 """A calibration whose speed probes differ by more than this says so in its notes."""
 
 
-def speed_reference(results: list[dict[str, Any]]) -> dict[str, Any] | None:
+def speed_reference(results: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
     """The profile's speed reference from the calibration's probes: each probe, their median
     (``ref``, what a later probe is compared with) and how far they differ (``drift``)."""
     from servelab.core.speed import Speed, drift

@@ -105,14 +105,14 @@ def plan(
     # Each kernel: the service time of every model it changes (batch 1, one intra-op thread,
     # at the quick sizes) and the co-run rates of those models on it beside every kind a
     # server on that kernel runs in one interpreter (the pairs that involve them only).
-    for k in (k for k in kernels if k != "torch"):
+    for kern in (k for k in kernels if k != "torch"):
         changed = [m for m in models if m in KERNEL_MODELS]
         for m in changed:
-            pts.append(Point("service", {"model": m, "variant": variant, "kernel": k,
+            pts.append(Point("service", {"model": m, "variant": variant, "kernel": kern,
                                          "sizes": list(SIZES[m]),
                                          "min_time_s": 0.5 if quick else 2.0},
                              2, samples))
-        mine = [kernel_kind(m, k) for m in changed]
+        mine = [kernel_kind(m, kern) for m in changed]
         if mine:
             pts.append(Point("corun", {"kinds": [*mine, *[m for m in models if m not in changed],
                                                  "frontend"], "only_with": mine,

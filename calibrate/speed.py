@@ -11,6 +11,7 @@ same measurement in its own worker.  What the ratios are used for: :mod:`servela
 
 from __future__ import annotations
 
+import functools
 import json
 import multiprocessing as mp
 import statistics
@@ -63,7 +64,7 @@ class Prober:
             model = get_model(name, variant=variant)
             model.load()
             inputs = [model.make_input(model.default_size, rng)]
-            self.calls[name] = lambda m=model, x=inputs: m.infer(x)
+            self.calls[name] = functools.partial(model.infer, inputs)
         self.calls[PYTHON] = _python_work
 
     def measure(self, warmups: int = WARMUPS, samples: int = SAMPLES,

@@ -26,7 +26,9 @@ def _echo(method: str, conn: Any, queue_in: Any, queue_out: Any) -> None:
         if method == "shm":
             name, size = msg
             block = shared_memory.SharedMemory(name=name)
-            bytes(block.buf[:size])  # the reader's copy
+            view = block.buf
+            assert view is not None
+            bytes(view[:size])  # the reader's copy
             block.close()
             # Python < 3.13 registers attached blocks with the resource tracker as if this
             # process owned them; the writer owns and unlinks it.
@@ -60,7 +62,7 @@ def measure(params: Mapping[str, Any], warmups: int, samples: int) -> dict[str, 
                 q_in.put(payload)
                 q_out.get()
             else:
-                assert block is not None
+                assert block is not None and block.buf is not None
                 block.buf[:size] = payload
                 parent.send((block.name, size))
                 parent.recv()
