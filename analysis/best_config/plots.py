@@ -91,6 +91,8 @@ def plot_shares(groups: Mapping[str, pd.DataFrame], path: Path, title: str) -> P
     for ax, (name, df) in zip(axes[0], groups.items(), strict=True):
         x = np.arange(len(df))
         ax.bar(x, df["share"], color="#2ca02c", label="mean share of the best reward")
+        for xi, v in zip(x, df["share"], strict=True):
+            ax.text(xi, 0.03, f"{v:.1%}", ha="center", va="bottom", fontsize=8, color="white")
         if "share_p10" in df:
             ax.plot(x, df["share_p10"], "v", color="#d62728", label="10th percentile share")
         ax.plot(x, df["accuracy"], "o", color="k", label="accuracy (exact best)")

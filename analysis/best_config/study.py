@@ -170,23 +170,29 @@ def _live(data: C.Data, samples: pd.DataFrame, profile: Profile, points: pd.Data
 
 
 def answer(a: Analysis) -> str:
+    """The section's one sentence, with its numbers."""
     cv = a.cv.set_index("model")
     b, maj = cv.loc[a.best_learner], cv.loc["majority"]
     groups = a.importance[a.importance["kind"] == "group"]
     top = [f"the {g}" for g in groups["feature"].head(2)] or \
         [label(f) for f in a.importance["feature"].head(2)]
-    s = (f"Mostly, because near-ties forgive mistakes: from rate, model mix, input sizes and "
-         f"offered CPU load a {a.best_learner} picks the simulated-best configuration in "
-         f"{b['accuracy']:.0%} of held-out simulated workloads ({b['decisive_accuracy']:.0%} "
-         f"where the best leads by >= {DECISIVE:.0%}; setup right in {b['setup_accuracy']:.0%}) "
-         f"and earns {b['share']:.1%} of the best reward (majority baseline {maj['share']:.1%})")
+    majority = str(a.samples["best"].value_counts().index[0])
+    s = (f"To within a few percent of the best reward: from rate, model mix, input sizes and "
+         f"offered CPU load a {a.best_learner} earns {b['share']:.1%} of the best reward on "
+         f"held-out simulated workloads (exactly the best configuration {b['accuracy']:.0%}, "
+         f"{b['decisive_accuracy']:.0%} where the best leads by >= {DECISIVE:.0%}, the right "
+         f"setup {b['setup_accuracy']:.0%}; always {majority}: {maj['share']:.1%})")
     ls = a.live_summary
     if ls.get("decisions"):
         lv = ls[a.best_learner]
-        s += (f"; on {ls['decisions']} held-out live decisions it earns {lv['share']:.1%} of the "
-              f"live-best reward, right {lv['accuracy']:.0%} of the time (simulating every "
-              f"candidate: {ls['simulator']['share']:.1%}, random: {ls['random']['share']:.1%})")
-    return s + (f"; what drives it: {' and '.join(top[:2])} (first split: {a.root_split}).")
+        s += (f" and {lv['share']:.1%} of the live-best reward on {ls['decisions']} held-out "
+              f"live decisions (exactly right {lv['accuracy']:.0%}; simulating every candidate "
+              f"{ls['simulator']['share']:.1%}, a random pick {ls['random']['share']:.1%})")
+    lead = a.rules[0] if a.rules else None
+    tail = (f"; its largest leaf sends {lead['samples']} workloads to {lead['config']}"
+            if lead else "")
+    return s + (f"; {' and '.join(top[:2])} drive it (the tree's first split: "
+                f"{a.root_split}{tail}).")
 
 
 def write(a: Analysis, out: Path, command: str, extra: dict[str, Any] | None = None,
