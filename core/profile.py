@@ -40,6 +40,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from servelab.core.plain import from_plain, to_plain
 from servelab.core.profile_parts import (
     CONCURRENCY_STACKS,
     DISTRIBUTIONS,
@@ -56,7 +57,6 @@ from servelab.core.profile_parts import (
     MemoryCost,
     ModelProfile,
     ProfileError,
-    _check_keys,
     setup_name,
 )
 
@@ -182,20 +182,8 @@ class Profile:
 
     # -- JSON ---------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "schema_version": self.schema_version,
-            "machine": self.machine.to_dict(),
-            "models": {name: m.to_dict() for name, m in self.models.items()},
-            "interference": self.interference.to_dict(),
-            "gil": self.gil.to_dict(),
-            "ipc": self.ipc.to_dict(),
-            "http": {k: v.to_dict() for k, v in self.http.items()},
-            "event_loop": self.event_loop.to_dict(),
-            "memory": self.memory.to_dict(),
-            "frontend": {k: v.to_dict() for k, v in self.frontend.items()},
-            "client": self.client.to_dict(),
-            "notes": self.notes,
-        }
+        plain = to_plain(self)
+        return {"schema_version": plain.pop("schema_version"), **plain}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Profile:
@@ -206,22 +194,7 @@ class Profile:
         version = data["schema_version"]
         if version != SCHEMA_VERSION:
             raise ProfileError(_version_message(version))
-        _check_keys("profile", data, cls)
-        return cls(
-            schema_version=int(version),
-            machine=MachineInfo.from_dict(data.get("machine", {})),
-            models={str(k): ModelProfile.from_dict(v) for k, v in data.get("models", {}).items()},
-            interference=Interference.from_dict(data.get("interference", {})),
-            gil=GilCost.from_dict(data.get("gil", {})),
-            ipc=IpcCost.from_dict(data.get("ipc", {})),
-            http={str(k): HttpCost.from_dict(v) for k, v in data.get("http", {}).items()},
-            event_loop=EventLoopCost.from_dict(data.get("event_loop", {})),
-            memory=MemoryCost.from_dict(data.get("memory", {})),
-            frontend={str(k): FrontEndCost.from_dict(v)
-                      for k, v in data.get("frontend", {}).items()},
-            client=ClientCost.from_dict(data.get("client", {})),
-            notes=str(data.get("notes", "")),
-        )
+        return from_plain(cls, data, "profile", ProfileError)
 
     def save(self, path: str | Path) -> None:
         """Write the profile as JSON (atomically: a temporary file, then a rename)."""

@@ -12,9 +12,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import numpy as np
+
+from servelab.core.plain import from_plain, to_plain
 
 DISTRIBUTIONS = ("deterministic", "exponential", "gamma", "lognormal")
 """Shapes of the multiplicative service-time noise (mean 1, coefficient of variation ``cv``)."""
@@ -26,11 +28,21 @@ class ProfileError(ValueError):
     """A profile that cannot be read: wrong schema version, unknown field, bad value."""
 
 
-def _check_keys(where: str, data: Mapping[str, Any], cls: type) -> None:
-    allowed = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise ProfileError(f"{where}: unknown field(s) {unknown}; valid: {sorted(allowed)}")
+class Section:
+    """A profile section's JSON form, by its dataclass fields (:mod:`servelab.core.plain`):
+    ``to_dict`` as dicts, lists and numbers; ``from_dict`` refusing unknown fields and
+    converting each value by its annotation, errors as :class:`ProfileError` naming the
+    field (``WHERE`` names the section)."""
+
+    WHERE: ClassVar[str] = ""
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        return from_plain(cls, data, cls.WHERE, ProfileError)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = to_plain(self)
+        return out
 
 
 def _nonneg(where: str, **values: float) -> None:
@@ -43,9 +55,11 @@ def _nonneg(where: str, **values: float) -> None:
 
 
 @dataclass(frozen=True)
-class MachineInfo:
+class MachineInfo(Section):
     """Where a profile was measured.  Unknown keys (calibration may record more) go to
     ``extra`` so that metadata is never lost on a round trip."""
+
+    WHERE = "machine"
 
     cpu_model: str = "unknown"
     cores: int = 1
@@ -71,18 +85,12 @@ class MachineInfo:
         extra.update({k: v for k, v in data.items() if k not in known})
         return cls(**d, extra=extra)
 
-    def to_dict(self) -> dict[str, Any]:
-        d = {f.name: getattr(self, f.name) for f in fields(self)}
-        d["thread_settings"] = dict(self.thread_settings)
-        d["extra"] = dict(self.extra)
-        return d
-
 
 # -- service-time model ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class CostCurve:
+class CostCurve(Section):
     """Seconds of CPU work as a function of input size.
 
     Without ``points`` the curve is ``fixed_s + per_unit_s * size``.  With ``points`` —
@@ -90,6 +98,8 @@ class CostCurve:
     piecewise-linear through them: between ``(0, fixed_s)`` and the first point below it, and
     extrapolated with the last segment's slope above the last point.
     """
+
+    WHERE = "cost curve"
 
     fixed_s: float = 0.0
     per_unit_s: float = 0.0
@@ -102,21 +112,6 @@ class CostCurve:
             raise ProfileError("cost curve: point sizes must be positive and strictly increasing")
         if any(not (p[1] >= 0) for p in self.points):
             raise ProfileError("cost curve: point seconds must be >= 0")
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> CostCurve:
-        _check_keys("cost curve", data, cls)
-        d = dict(data)
-        if "points" in d:
-            d["points"] = tuple((float(s), float(t)) for s, t in d["points"])
-        return cls(**d)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "fixed_s": self.fixed_s,
-            "per_unit_s": self.per_unit_s,
-            "points": [list(p) for p in self.points],
-        }
 
     def evaluate(self, sizes: np.ndarray | Sequence[float] | float) -> np.ndarray:
         """Seconds at each size (vectorized); never negative."""
@@ -136,7 +131,7 @@ class CostCurve:
 
 
 @dataclass(frozen=True)
-class ModelProfile:
+class ModelProfile(Section):
     """The service-time model of one model.
 
     A batch of ``b`` requests with input sizes ``s_1..s_b`` costs
@@ -151,6 +146,8 @@ class ModelProfile:
     back-to-back figures when its worker sat idle that long before it (caches gone cold, the
     core asleep); piecewise-linear, flat beyond the last point.
     """
+
+    WHERE = "model"
 
     preprocess: CostCurve = field(default_factory=CostCurve)
     forward: CostCurve = field(default_factory=CostCurve)
@@ -187,27 +184,6 @@ class ModelProfile:
             memory_mb=self.memory_mb,
         )
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ModelProfile:
-        _check_keys("model", data, cls)
-        d = dict(data)
-        for k in ("preprocess", "forward", "postprocess"):
-            if k in d:
-                d[k] = CostCurve.from_dict(d[k])
-        if "intra_op_speedup" in d:
-            d["intra_op_speedup"] = tuple(float(x) for x in d["intra_op_speedup"])
-        if "cold" in d:
-            d["cold"] = tuple((float(g), float(x)) for g, x in d["cold"])
-        return cls(**d)
-
-    def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
-        for k in ("preprocess", "forward", "postprocess"):
-            d[k] = getattr(self, k).to_dict()
-        d["intra_op_speedup"] = list(self.intra_op_speedup)
-        d["cold"] = [list(p) for p in self.cold]
-        return d
-
     def cold_extra(self, gap: float) -> float:
         """Extra CPU seconds of a batch started ``gap`` seconds after its worker's last one."""
         pts = self.cold
@@ -243,11 +219,13 @@ def _curve(where: str, values: Sequence[float]) -> tuple[float, ...]:
 
 
 @dataclass(frozen=True)
-class Interference:
+class Interference(Section):
     """Slowdown of each active compute thread when ``k`` run at once (``k = 1, 2, ...``):
     memory bandwidth, caches, frequency (GIL contention is :class:`GilCost`'s).  Interpolated linearly; the last factor holds beyond the table.
     ``k`` counts busy compute threads, so it may exceed the cores (then the cores are also
     time-shared, which the simulator models separately)."""
+
+    WHERE = "interference"
 
     threads: tuple[float, ...] = (1.0,)
     processes: tuple[float, ...] = (1.0,)
@@ -255,14 +233,6 @@ class Interference:
     def __post_init__(self) -> None:
         _curve("interference.threads", self.threads)
         _curve("interference.processes", self.processes)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Interference:
-        _check_keys("interference", data, cls)
-        return cls(**{k: _curve(f"interference.{k}", v) for k, v in data.items()})
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"threads": list(self.threads), "processes": list(self.processes)}
 
     def table(self, kind: str) -> tuple[float, ...]:
         if kind not in ("threads", "processes"):
@@ -281,8 +251,10 @@ class Interference:
 
 
 @dataclass(frozen=True)
-class IpcCost:
+class IpcCost(Section):
     """Handing one request to a worker process and its response back (pickle + pipe)."""
+
+    WHERE = "ipc"
 
     fixed_s: float = 0.0
     per_byte_s: float = 0.0
@@ -290,22 +262,16 @@ class IpcCost:
     def __post_init__(self) -> None:
         _nonneg("ipc", fixed_s=self.fixed_s, per_byte_s=self.per_byte_s)
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> IpcCost:
-        _check_keys("ipc", data, cls)
-        return cls(**data)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"fixed_s": self.fixed_s, "per_byte_s": self.per_byte_s}
-
     def cost(self, nbytes: float) -> float:
         return self.fixed_s + self.per_byte_s * nbytes
 
 
 @dataclass(frozen=True)
-class HttpCost:
+class HttpCost(Section):
     """One HTTP request through a server stack: parse, decode, encode, respond.
     ``gil_share`` of it holds the GIL (pure-Python stacks: nearly all of it)."""
+
+    WHERE = "http"
 
     fixed_s: float = 0.0
     per_byte_s: float = 0.0
@@ -316,23 +282,17 @@ class HttpCost:
         if not 0 <= self.gil_share <= 1:
             raise ProfileError(f"http: gil_share must be in [0, 1], got {self.gil_share}")
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> HttpCost:
-        _check_keys("http", data, cls)
-        return cls(**data)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
     def cost(self, nbytes: float) -> float:
         return self.fixed_s + self.per_byte_s * nbytes
 
 
 @dataclass(frozen=True)
-class EventLoopCost:
+class EventLoopCost(Section):
     """asyncio costs: loop work per request (task, futures, callbacks), the hand-off of an
     inference call to an executor thread and back, and the extra stall per inline inference
     (the loop blocked: timers and other tasks run late).  All GIL-held."""
+
+    WHERE = "event_loop"
 
     per_request_s: float = 0.0
     thread_handoff_s: float = 0.0
@@ -344,20 +304,13 @@ class EventLoopCost:
             thread_handoff_s=self.thread_handoff_s, inline_block_s=self.inline_block_s,
         )
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> EventLoopCost:
-        _check_keys("event_loop", data, cls)
-        return cls(**data)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
 @dataclass(frozen=True)
-class MemoryCost:
+class MemoryCost(Section):
     """Resident memory: the server process, each extra worker process (interpreter + torch),
     each worker thread (stacks, allocator arenas).  Loaded models add ``ModelProfile.memory_mb``
     per copy (one copy per process)."""
+
+    WHERE = "memory"
 
     server_base_mb: float = 0.0
     process_base_mb: float = 0.0
@@ -369,17 +322,8 @@ class MemoryCost:
             process_base_mb=self.process_base_mb, thread_mb=self.thread_mb,
         )
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> MemoryCost:
-        _check_keys("memory", data, cls)
-        return cls(**data)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
 @dataclass(frozen=True)
-class GilCost:
+class GilCost(Section):
     """The GIL under contention (:mod:`servelab.core.gil`).
 
     ``pairs[a][b]`` is the measured progress rate of a kind-``a`` thread (a model, or
@@ -391,6 +335,8 @@ class GilCost:
     saturates the token.  ``fit`` keeps how well the fluid model explains the pairs.
     """
 
+    WHERE = "gil"
+
     contention_overhead: float = 0.0
     pairs: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     fit: Mapping[str, Any] = field(default_factory=dict)
@@ -401,18 +347,6 @@ class GilCost:
             for b, r in row.items():
                 if not (0 < r <= 4 and math.isfinite(r)):
                     raise ProfileError(f"gil.pairs[{a}][{b}]: a rate in (0, 4], got {r}")
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> GilCost:
-        _check_keys("gil", data, cls)
-        d = dict(data)
-        d["pairs"] = {str(a): {str(b): float(r) for b, r in row.items()}
-                      for a, row in d.get("pairs", {}).items()}
-        return cls(**d)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"contention_overhead": self.contention_overhead,
-                "pairs": {a: dict(row) for a, row in self.pairs.items()}, "fit": dict(self.fit)}
 
     def capacity(self, contenders: int) -> float:
         """Useful fraction of the token's time with ``contenders`` threads wanting it."""
@@ -434,12 +368,8 @@ def setup_name(concurrency: str, offload: str = "thread") -> str:
     return f"async-{offload}" if concurrency == "async" else concurrency
 
 
-def _curves(where: str, data: Mapping[str, Any]) -> dict[str, CostCurve]:
-    return {str(m): CostCurve.from_dict(c) for m, c in data.items()}
-
-
 @dataclass(frozen=True)
-class FrontEndCost:
+class FrontEndCost(Section):
     """A server's own request handling, measured live (``calibrate``'s front-end stage).
 
     ``cpu[model]``: CPU seconds per request spent in the server outside inference — HTTP
@@ -459,6 +389,8 @@ class FrontEndCost:
     ``fit`` keeps the measurement's details.
     """
 
+    WHERE = "frontend"
+
     cpu: Mapping[str, CostCurve] = field(default_factory=dict)
     convoy: Mapping[str, float] = field(default_factory=dict)
     serial: bool = False
@@ -473,38 +405,14 @@ class FrontEndCost:
         if self.in_share > 1:
             raise ProfileError("frontend: in_share must be in [0, 1]")
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> FrontEndCost:
-        _check_keys("frontend", data, cls)
-        d = dict(data)
-        d["cpu"] = _curves("frontend.cpu", d.get("cpu", {}))
-        d["convoy"] = {str(m): float(v) for m, v in d.get("convoy", {}).items()}
-        d["service_scale"] = {str(m): float(v) for m, v in d.get("service_scale", {}).items()}
-        return cls(**d)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"cpu": {m: c.to_dict() for m, c in self.cpu.items()},
-                "convoy": dict(self.convoy), "serial": self.serial,
-                "in_share": self.in_share, "latency_s": self.latency_s,
-                "service_scale": dict(self.service_scale), "fit": dict(self.fit)}
-
-
 @dataclass(frozen=True)
-class ClientCost:
+class ClientCost(Section):
     """The load generator's own CPU per request (``cpu[model]`` vs input size), measured
     while it drove the live servers.  ``colocated``: it shares the cores with the server (as
     on the machine the profile was measured on; the simulator then charges it, half at the
     send and half at the receive) — set False to ask what the server would do on its own."""
 
+    WHERE = "client"
+
     cpu: Mapping[str, CostCurve] = field(default_factory=dict)
     colocated: bool = True
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ClientCost:
-        _check_keys("client", data, cls)
-        d = dict(data)
-        d["cpu"] = _curves("client.cpu", d.get("cpu", {}))
-        return cls(**d)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"cpu": {m: c.to_dict() for m, c in self.cpu.items()}, "colocated": self.colocated}
