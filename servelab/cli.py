@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "meta eval": ("servelab.meta.cmd_eval", "bandits vs oracle on held-out shifting workloads"),
     "best-config": ("servelab.analysis.cmd_best_config", "predict the best concurrency configuration from the traffic"),
     "sched-study": ("servelab.analysis.cmd_sched_study", "FIFO vs Priority vs SJF vs MLFQ, simulated and live"),
+    "os-study": ("servelab.analysis.cmd_os_study", "OS costs here: context switches, IPC, memory, locks, GIL, affinity"),
     "demo": ("servelab.analysis.cmd_demo", "the main job: an end-to-end run of the pipeline"),
     "report": ("servelab.analysis.cmd_report", "the study's answers as one report (HTML, Markdown, data)"),
     "gateway": ("servelab.gateway.cmd_gateway",

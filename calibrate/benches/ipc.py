@@ -30,9 +30,10 @@ def _echo(method: str, conn: Any, queue_in: Any, queue_out: Any) -> None:
             assert view is not None
             bytes(view[:size])  # the reader's copy
             block.close()
-            # Python < 3.13 registers attached blocks with the resource tracker as if this
-            # process owned them; the writer owns and unlinks it.
-            resource_tracker.unregister(block._name, "shared_memory")  # type: ignore[attr-defined]
+            # The forked reader shares the writer's resource tracker (started before the
+            # fork), where attaching registered the name a second time (a no-op); the
+            # writer's unlink unregisters it once.  (Unregistering here as well made the
+            # tracker raise KeyError whenever it was already running at the fork.)
         if method == "queue":
             queue_out.put(b"k")
         else:
@@ -45,6 +46,7 @@ def measure(params: Mapping[str, Any], warmups: int, samples: int) -> dict[str, 
     if method not in ("pipe", "queue", "shm"):
         raise ValueError(f"unknown IPC method {method!r}; valid: pipe, queue, shm")
     ctx = mp.get_context("fork")
+    resource_tracker.ensure_running()  # one tracker, shared with the forked reader
     parent, child = ctx.Pipe()
     q_in, q_out = ctx.Queue(), ctx.Queue()
     proc = ctx.Process(target=_echo, args=(method, child, q_in, q_out), daemon=True)
