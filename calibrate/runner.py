@@ -52,7 +52,7 @@ class PointFailed(RuntimeError):
     pass
 
 
-def run_point(point: Point, timeout: float = 600.0) -> dict[str, Any]:
+def measure_point(point: Point, timeout: float = 600.0) -> dict[str, Any]:
     """Run one point in a fresh interpreter and return its result object."""
     env = dict(os.environ)
     # Every worker sets its own thread counts explicitly; keep libraries from guessing first.
@@ -99,7 +99,7 @@ def run_points(
 
             res = measure(json.loads(p.to_json()))
         else:
-            res = run_point(p, timeout)
+            res = measure_point(p, timeout)
         res = {"id": p.id, "bench": p.bench, "params": dict(p.params), **res}
         write_json(done_dir / f"{p.id}.json", res)
         results.append(res)

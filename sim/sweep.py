@@ -1,7 +1,7 @@
 """Sweeps: a grid of server configurations x workloads (x load scales x seeds), resumable.
 
 A sweep is a list of :class:`SweepPoint` — plain data, so any executor can ship them to a worker
-(a local process or a Ray task).  :func:`run_point` simulates one point and returns a flat row
+(a local process or a Ray task).  :func:`simulate_point` simulates one point and returns a flat row
 (and optionally its records); the driver alone writes files: each finished point as
 ``points/<point-id>.json`` (atomically), so a killed sweep resumes where it stopped — finished
 points are skipped — and, at the end, every row of the sweep as ``sweep.parquet``.
@@ -151,7 +151,7 @@ def make_points(
     ]
 
 
-def run_point(point: SweepPoint) -> dict[str, Any]:
+def simulate_point(point: SweepPoint) -> dict[str, Any]:
     """Simulate one point; returns ``{"row": flat summary, "records": DataFrame | None}``."""
     spec = WorkloadSpec.from_dict(point.workload)
     if point.scale != 1.0:
@@ -237,7 +237,7 @@ def run_sweep(
         log.info("resuming: %d of %d points already finished", outcome.skipped, len(points))
     bar = _progress(len(points), outcome.skipped, progress)
     try:
-        for point, result in executor.map_unordered(run_point, todo):
+        for point, result in executor.map_unordered(simulate_point, todo):
             if isinstance(result, BaseException):
                 outcome.failed.append((point.id, f"{type(result).__name__}: {result}"))
                 log.error("point %s failed: %s", point.id, result)

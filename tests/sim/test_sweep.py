@@ -17,8 +17,8 @@ from servelab.sim.sweep import (
     expand_configs,
     make_points,
     parse_grid,
-    run_point,
     run_sweep,
+    simulate_point,
 )
 
 SMALL = {
@@ -122,7 +122,7 @@ def test_sweep_runs_resumes_and_reports_failures(tmp_path):
 def test_run_point_is_deterministic_and_keeps_records_on_request():
     [p] = make_points({"fast": SMALL["fast"]}, [ServerConfig()], default_profile(), seed_offsets=[4],
                       save_records=True)
-    a, b = run_point(p), run_point(p)
+    a, b = simulate_point(p), simulate_point(p)
     ra, rb = (pd.Series(r["row"]).drop("sim_cpu_s") for r in (a, b))
     pd.testing.assert_series_equal(ra, rb)
     assert a["records"] is not None and len(a["records"]) == a["row"]["requests"]
