@@ -157,7 +157,8 @@ def claim(name: str, df: pd.DataFrame) -> str:
                 f"{g(n, f'pipe {big} B one-way') / 1000:.2f} ms one way, the Queue "
                 f"{g(n, f'queue {big} B one-way') / 1000:.2f} ms and shared memory "
                 f"{g(n, f'shm {big} B one-way') / 1000:.2f} ms; shared memory wins from "
-                + (f"{int(x)} B" if x == x else "no size measured") + f" (64 B: pipe "
+                + (f"{int(x) >> 10} KiB" if x == x and x >= 1024 else f"{x:.0f} B" if x == x
+                   else "no size measured") + f" (64 B: pipe "
                 f"{g(n, 'pipe 64 B one-way'):.0f} us, shm {g(n, 'shm 64 B one-way'):.0f} us).")
     if name == "spawn":
         return (f"A thread starts and joins in {g(n, 'start thread'):.0f} us; os.fork of this "

@@ -48,9 +48,16 @@ def _answer(df: pd.DataFrame, ipc: pd.DataFrame) -> str:
                          f"{g.loc[s, 'cpu_ms_per_req']:.1f} ms CPU per request")
     x = crossover(ipc)
     tail = (f"; crossing to a worker process costs IPC, where shared memory beats a pipe from "
-            f"{x // 1024 if x and x >= 1024 else x}{' KiB' if x and x >= 1024 else ' B'} up"
-            if x else "")
+            f"{_size(x)} up" if x else "; shared memory never beat the pipe at the sizes "
+            "measured")
     return "Under the same load, " + " vs ".join(parts) + tail + "."
+
+
+def _size(n: int) -> str:
+    for unit, shift in (("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift:
+            return f"{n / (1 << shift):g} {unit}"
+    return f"{n} B"
 
 
 def build(ctx: Context) -> Section:
