@@ -111,11 +111,48 @@ def _store(module: Any, file: Path) -> None:
     log.info("%s: cached seeded weights at %s", type(module).__name__, file)
 
 
+_INITIALIZERS = ("uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_",
+                 "dirac_", "xavier_uniform_", "xavier_normal_", "kaiming_uniform_",
+                 "kaiming_normal_", "orthogonal_", "sparse_")
+"""``torch.nn.init`` functions a skeleton skips."""
+_FILLS = ("normal_", "uniform_", "zero_", "fill_", "bernoulli_", "exponential_", "geometric_",
+          "log_normal_", "cauchy_", "random_")
+"""In-place ``Tensor`` methods that only set values (never shape, dtype or device)."""
+
+
+def meta_skeleton(model: ZooModel) -> Any:
+    """``model.architecture()`` on the ``meta`` device, its value initialisers skipped.
+
+    A meta tensor has no values to initialise, but torch still runs its random initialisers
+    on it through their Python reference implementations, and the first of those imports
+    ``torch._dynamo`` -- 2-5 s on a 2-core machine, more than the rest of a server's start
+    for models that need nothing else of it.  A torch-function mode (per thread, so a real
+    build on another thread is untouched) answers those calls on meta tensors with the tensor
+    itself."""
+    import torch
+    from torch.overrides import TorchFunctionMode
+
+    skip = {getattr(torch.nn.init, n) for n in _INITIALIZERS if hasattr(torch.nn.init, n)}
+    skip |= {getattr(torch.Tensor, n) for n in _FILLS if hasattr(torch.Tensor, n)}
+
+    class SkipValues(TorchFunctionMode):
+        def __torch_function__(self, func: Any, types: Any, args: Any = (),
+                               kwargs: Any = None) -> Any:
+            kwargs = kwargs or {}
+            if func in skip:
+                tensor = args[0] if args else kwargs.get("tensor")
+                if isinstance(tensor, torch.Tensor) and tensor.is_meta:
+                    return tensor
+            return func(*args, **kwargs)
+
+    with torch.device("meta"), SkipValues():
+        return model.architecture()
+
+
 def _load(model: ZooModel, file: Path) -> Any:
     import torch
 
-    with torch.device("meta"):
-        module = model.architecture()
+    module = meta_skeleton(model)
     stored = torch.load(file, map_location="cpu", weights_only=True)
     want = tensors(module)
     if set(stored) != set(want):

@@ -237,6 +237,35 @@ def test_mobilenet_stage_groups_cover_features() -> None:
         assert flat == list(range(len(model.load().features)))
 
 
+@pytest.mark.parametrize("variant", ["tiny", "full"])
+def test_mobilenet_architecture_is_torchvisions(variant: str) -> None:
+    """The zoo builds MobileNetV2 without importing torchvision: the same modules, state dict
+    and seeded values as ``torchvision.models.mobilenet_v2``, so the same outputs."""
+    torchvision_models = pytest.importorskip("torchvision.models")
+    from servelab.servers.zoo import mobilenet
+
+    model = get_model("mobilenet_v2", variant=variant)
+    kwargs = {"num_classes": mobilenet.NUM_CLASSES,
+              "width_mult": 1.0 if variant == "full" else mobilenet.TINY_WIDTH,
+              "inverted_residual_setting": [list(row) for row in model.setting]}
+    torch.manual_seed(7)
+    theirs = torchvision_models.mobilenet_v2(weights=None, **kwargs)
+    torch.manual_seed(7)
+    ours = model.architecture()
+    assert str(ours) == str(theirs).replace("Conv2dNormActivation", "Sequential")
+    a, b = theirs.state_dict(), ours.state_dict()
+    assert list(a) == list(b)
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    for module in (theirs, ours):  # BatchNorm statistics from the same random batches
+        torch.manual_seed(8)
+        mobilenet.calibrate_batchnorm(module)
+    x = torch.randn(3, 3, mobilenet.IMAGE_SIDE, mobilenet.IMAGE_SIDE)
+    with torch.no_grad():
+        assert torch.equal(ours(x), theirs(x))
+        assert torch.equal(pickle.loads(pickle.dumps(ours))(x), ours(x))
+
+
 def test_distilbert_accepts_str_and_bytes() -> None:
     model = get_model("distilbert", variant="tiny")
     text = "The plot was gripping and the cast was superb."
