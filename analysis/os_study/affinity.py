@@ -36,8 +36,8 @@ def pin(pid: int, cores: set[int]) -> None:
 
 
 def plan(quick: bool, variant: str) -> dict[str, Any]:
-    return {"rate": 60.0 if variant == "full" else 80.0, "seconds": 4.0 if quick else 10.0,
-            "repeats": 1 if quick else 3, "model": "mobilenet_v2"}
+    return {"rate": 60.0 if variant == "full" else 80.0, "seconds": 3.0 if quick else 10.0,
+            "repeats": 2 if quick else 3, "model": "mobilenet_v2"}
 
 
 def measure(quick: bool = True, variant: str = "full", **over: Any) -> pd.DataFrame:

@@ -30,8 +30,8 @@ SETUPS = ("threads", "processes", "async-inline", "async-thread", "async-process
 
 def plan(quick: bool, variant: str) -> dict[str, Any]:
     model = "mobilenet_v2" if variant == "full" else "noop"
-    return {"setups": SETUPS, "model": model, "rate": 20.0, "seconds": 4.0 if quick else 10.0,
-            "repeats": 1 if quick else 3, "warm_s": 1.0}
+    return {"setups": SETUPS, "model": model, "rate": 20.0, "seconds": 3.0 if quick else 10.0,
+            "repeats": 2 if quick else 3, "warm_s": 1.0}
 
 
 def _one(srv: Any, pids: dict[str, list[int]], spec: Any, variant: str) -> dict[str, Any]:

@@ -32,8 +32,8 @@ from servelab.analysis.os_study import live
 
 def plan_locks(quick: bool, variant: str) -> dict[str, Any]:
     return {"modes": ("global", "per-model") if quick else ("global", "per-model", "none"),
-            "rate": 30.0 if variant == "full" else 40.0, "seconds": 4.0 if quick else 10.0,
-            "repeats": 1 if quick else 3}
+            "rate": 30.0 if variant == "full" else 40.0, "seconds": 3.0 if quick else 10.0,
+            "repeats": 2 if quick else 3}
 
 
 def measure_locks(quick: bool = True, variant: str = "full", **over: Any) -> pd.DataFrame:

@@ -36,6 +36,18 @@ def figure(ctx: Context, key: str, name: str, what: str, df: pd.DataFrame) -> Fi
                   command=command([name], ctx.quick, ctx.variant), spread=spread(name, df))
 
 
+def load_note(name: str, df: pd.DataFrame, cores: object) -> str | None:
+    """A note when the machine was busy with other jobs while ``name`` ran."""
+    if "run_load1_before" not in df.columns or not isinstance(cores, int):
+        return None
+    load = max(float(df["run_load1_before"].iloc[0]), float(df["run_load1_after"].iloc[0]))
+    if load <= cores - 0.5:
+        return None
+    return (f"{name} ran at a 1-min load average of {load:.1f} on {cores} CPUs: other jobs "
+            "held cores, so its times (and any scaling with workers) are what a shared machine "
+            "gave, not what it can do idle.")
+
+
 def _answer(df: pd.DataFrame, ipc: pd.DataFrame) -> str:
     from servelab.analysis.os_study.ipc import crossover
 
@@ -70,6 +82,9 @@ def build(ctx: Context) -> Section:
             sec.notes.append(f"{name} could not be measured here: {exc}")
             continue
         sec.figures.append(figure(ctx, KEY, name, what, frames[name]))
+        note = load_note(name, frames[name], ctx.machine.get("cores"))
+        if note:
+            sec.notes.append(note)
     if "ctxsw" in frames and "ipc" in frames:
         sec.answer = _answer(frames["ctxsw"], frames["ipc"])
     else:

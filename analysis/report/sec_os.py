@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from servelab.analysis.report.sec_ctxsw import figure, measured
+from servelab.analysis.report.sec_ctxsw import figure, load_note, measured
 from servelab.analysis.report.section import Context, Section, Table
 
 KEY = "os"
@@ -46,6 +46,9 @@ def build(ctx: Context) -> Section:
                          "command": command([name], ctx.quick, ctx.variant)})
             continue
         fig = figure(ctx, KEY, name, what, df)
+        note = load_note(name, df, ctx.machine.get("cores"))
+        if note and name != "ipc":  # ipc: section 2 says it
+            sec.notes.append(note)
         sec.figures.append(fig)
         claims[name] = fig.claim
         rows.append({"concept": concept, "measured here": fig.claim, "command": fig.command})
