@@ -11,9 +11,12 @@ contention and left alone, however long.  For each stuck path the watchdog
 * logs that message and every thread's stack (``sys._current_frames``), once per path,
 * counts the requests in ``servelab_watchdog_stuck_requests{kind}``.
 
-The stuck threads stay stuck (Python cannot break a lock wait from outside): the server keeps
-serving with the workers it has left, and the log says how many were lost.  ``threshold_s`` is
-``ServeOptions.watchdog_s`` (``--watchdog-s``; 0 disables the watchdog).
+It watches the threads of this process (inference threads of the threads server and of the
+async server's thread offload, where the model locks live); a process worker runs one batch at
+a time on one thread, and its death is the pool's to detect.  The stuck threads stay stuck
+(Python cannot break a lock wait from outside): the server keeps serving with the workers it
+has left, and the log says how many were lost.  ``threshold_s`` is ``ServeOptions.watchdog_s``
+(``--watchdog-s``; 0 disables the watchdog).
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import tempfile
 import threading
 import time
@@ -107,7 +108,8 @@ def measure_deadlock(quick: bool = True, variant: str = "full", **over: Any) -> 
             got[2] = _post(srv.url, 0, timeout_ms=2000)
             metrics = srv.metrics()
         text = log_path.read_text()
-    stacks = text.count("Thread ") if "All thread stacks" in text else 0
+    after = text.partition("All thread stacks")[2]
+    stacks = len(re.findall(r"^Thread .* \(ident \d+\):$", after, re.MULTILINE))
     stuck = [ln for ln in metrics.splitlines()
              if ln.startswith("servelab_watchdog_stuck_requests_total")]
     rows = []
