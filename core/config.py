@@ -12,7 +12,7 @@ import hashlib
 import json
 import types
 import typing
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Any, TypeVar
 
 CONCURRENCY = ("threads", "processes", "async")
@@ -78,6 +78,21 @@ class ServerConfig:
         """A short human-readable id, unique per configuration."""
         digest = hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:6]
         return f"{self.concurrency}-{self.scheduler}-w{self.workers}-b{self.max_batch}-{digest}"
+
+    def in_place_fields(self) -> tuple[str, ...]:
+        """What a running server of this configuration can change without a restart
+        (``POST /servelab/config``): the queue policy always, the pool size for a thread pool
+        (inference threads start and retire live; a process pool or an event loop's executor
+        keeps its size)."""
+        return ("scheduler", "workers") if self.concurrency == "threads" else ("scheduler",)
+
+    @property
+    def process_key(self) -> str:
+        """The server *process* this configuration needs: its config_id with every field that
+        changes in place set to a fixed value.  Two configurations with one key run in one
+        process (the gateway's in-place moves, the meta-scheduler's zero-cost switches)."""
+        fixed: dict[str, Any] = {"scheduler": "fifo", "workers": 1}
+        return replace(self, **{k: fixed[k] for k in self.in_place_fields()}).config_id
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

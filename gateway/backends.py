@@ -1,10 +1,11 @@
 """The gateway's backends: live servers (``servelab serve`` subprocesses) kept warm, bounded.
 
-A backend is one server process.  Two arms that differ only in their queue policy are the same
-process (:func:`process_key`): moving between them is applied in place (``POST
-/servelab/config``, the engine moves its queue into the new policy).  Every other change — the
-concurrency model, the pool size (no server resizes its pool live), batching, intra-op
-threads, locks — needs another process.
+A backend is one server process.  Two arms that differ only in their queue policy, or (thread
+pools) in their pool size, are the same process (:func:`process_key`): moving between them is
+applied in place (``POST /servelab/config``: the engine moves its queue into the new policy;
+a thread pool starts or retires inference threads between batches).  Every other change — the
+concurrency model, a process pool's size, batching, intra-op threads, locks — needs another
+process.
 
 :class:`BackendPool` starts backends in the background (``ServerProcess`` in a thread; ready
 when its ``ready at`` line arrived *and* ``/v2/health/ready`` answers 200), keeps at most
@@ -37,8 +38,9 @@ READY_PATH = b"GET /v2/health/ready HTTP/1.1\r\nHost: backend\r\n\r\n"
 
 
 def process_key(config: ServerConfig) -> str:
-    """What identifies the server *process* an arm needs: the config minus its scheduler."""
-    return replace(config, scheduler="fifo").config_id
+    """What identifies the server *process* an arm needs (``ServerConfig.process_key``: the
+    config minus what changes in place -- the scheduler, and a thread pool's size)."""
+    return config.process_key
 
 
 def control_request(path: str, body: bytes) -> bytes:
@@ -93,15 +95,20 @@ class Backend:
         self.state = "ready"
         return time.perf_counter() - t
 
-    async def set_scheduler(self, name: str) -> float:
-        """Switch the backend's queue policy in place; the seconds the call took."""
-        assert self.upstream is not None
+    async def reconfigure(self, config: ServerConfig) -> float:
+        """Apply ``config``'s in-place fields (same process key) that differ from the
+        backend's; the seconds the call took."""
+        assert self.upstream is not None and process_key(config) == self.key
+        change = {k: getattr(config, k) for k in config.in_place_fields()
+                  if getattr(config, k) != getattr(self.config, k)}
         t = time.perf_counter()
-        body = json.dumps({"scheduler": name}).encode()
-        status, raw, _ = await self.upstream.request(control_request("/servelab/config", body))
-        if status != 200:
-            raise RuntimeError(f"{self.url} refused scheduler {name!r}: {raw[-300:]!r}")
-        self.config = replace(self.config, scheduler=name)
+        if change:
+            body = json.dumps(change).encode()
+            status, raw, _ = await self.upstream.request(
+                control_request("/servelab/config", body))
+            if status != 200:
+                raise RuntimeError(f"{self.url} refused {change}: {raw[-300:]!r}")
+            self.config = replace(self.config, **change)
         return time.perf_counter() - t
 
     async def request(self, data: bytes) -> tuple[int, bytes, bool]:
@@ -173,8 +180,8 @@ class BackendPool:
                                    time.monotonic() - self.t0))
 
     async def get(self, config: ServerConfig) -> tuple[Backend, bool]:
-        """A ready backend running ``config`` (its scheduler set in place if a warm one
-        differs only in that); True when a new process had to be started."""
+        """A ready backend running ``config`` (in-place fields applied if a warm one differs
+        only in those); True when a new process had to be started."""
         key = process_key(config)
         b = self.backends.get(key)
         started = False
@@ -188,8 +195,8 @@ class BackendPool:
                     del self.backends[key]
                 raise
             started = True
-        if b.config.scheduler != config.scheduler:
-            self._record(b, "inplace", await b.set_scheduler(config.scheduler))
+        if b.config != config:
+            self._record(b, "inplace", await b.reconfigure(config))
         b.last_used = time.monotonic()
         return b, started
 

@@ -159,7 +159,7 @@ class Controller:
         t = time.perf_counter()
         try:
             if process_key(target) == old.key:
-                await old.set_scheduler(target.scheduler)
+                await old.reconfigure(target)
                 kind, backend = "inplace", old
             else:
                 backend, started = await self.pool.get(target)

@@ -5,9 +5,10 @@ earns what the *serving* arm earned in it (the table's counterfactual reward), a
 learns it (``update(serving arm, normalised reward, context)``).
 
 **Switching** (as the live gateway, ``gateway/backends.py``, does it).  Arms that differ
-only in the scheduler run in one server process: the change is applied in place (``POST
-/servelab/config``), at no cost.  Anything else — another concurrency model, another pool
-size (no server resizes its pool live), batching — needs another backend process.  The
+only in the scheduler, or (thread pools) in the pool size, run in one server process
+(``ServerConfig.process_key``): the change is applied in place (``POST /servelab/config``), at
+no cost.  Anything else — another concurrency model, a process pool's size, batching — needs
+another backend process.  The
 gateway keeps the last ``max_warm`` backends warm (least recently used retired beyond that):
 moving to one still warm costs nothing either (new requests simply go to it).  Otherwise the
 new backend is started while the old one keeps serving: for the new setup's start-up time
@@ -24,7 +25,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -128,9 +129,8 @@ class SwitchCosts:
 
 
 def backend_key(arm: Arm) -> str:
-    """The server process an arm needs: its config minus the scheduler (as the gateway's
-    ``process_key``)."""
-    return replace(arm.config, scheduler="fifo").config_id
+    """The server process an arm needs (``ServerConfig.process_key``, as the gateway)."""
+    return arm.config.process_key
 
 
 class Policy(Protocol):

@@ -147,6 +147,8 @@ class OipApi:
         self.max_rows = MAX_ROWS
         self.read_timeout_s = READ_TIMEOUT_S
         """The front ends read these on every request: a test may lower them on a live server."""
+        self.resize: Callable[[int], None] | None = None
+        """Set by a server whose pool can change size in place (the thread pool)."""
         self.ready = False
         self.active = 0  # requests inside an infer handler
         self._active_lock = threading.Lock()
@@ -198,18 +200,27 @@ class OipApi:
         })
 
     def configure(self, body: bytes) -> Reply:
-        """``POST /servelab/config``: change the configuration in place — today only
-        ``{"scheduler": NAME}`` (queued requests move into the new policy); anything else needs
-        a new server (400 naming the field)."""
+        """``POST /servelab/config``: change the configuration in place —
+        ``{"scheduler": NAME}`` (queued requests move into the new policy) and, where the
+        server's pool can resize (threads), ``{"workers": N}``; anything else needs a new
+        server (400 naming the field)."""
         try:
             change = json.loads(body or b"{}")
         except ValueError as exc:
             return error_reply(400, f"malformed JSON: {exc}")
         if not isinstance(change, dict):
             return error_reply(400, "expected a JSON object such as {\"scheduler\": \"sjf\"}")
-        other = sorted(set(change) - {"scheduler"})
+        in_place = {"scheduler"} | ({"workers"} if self.resize is not None else set())
+        other = sorted(set(change) - in_place)
         if other:
-            return error_reply(400, f"only 'scheduler' changes in place; {other} need a new server")
+            return error_reply(400, f"only {sorted(in_place)} change in place on this server; "
+                               f"{other} need a new server")
+        if "workers" in change:
+            n = change["workers"]
+            if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 256:
+                return error_reply(400, f"workers: an integer in 1..256, got {n!r}")
+            assert self.resize is not None
+            self.resize(n)
         if "scheduler" in change:
             try:
                 self.engine.set_scheduler(str(change["scheduler"]))

@@ -283,11 +283,16 @@ class Engine:
         self.metrics.queue_depth.set(len(self.policy))
         return got, 0.0
 
-    def take(self, worker: int = -1, timeout: float | None = None) -> LiveBatch | None:
-        """Block until a batch is ready for ``worker`` (None: engine stopped, or ``timeout``)."""
+    def take(self, worker: int = -1, timeout: float | None = None,
+             retired: Callable[[], bool] | None = None) -> LiveBatch | None:
+        """Block until a batch is ready for ``worker`` (None: engine stopped, ``timeout``, or
+        ``retired()`` true -- checked under the engine's lock at every wake-up, so a pool that
+        shrinks (:meth:`set_workers`) lets its extra workers go between batches)."""
         end = None if timeout is None else time.perf_counter() + timeout
         while True:
             with self._lock:
+                if retired is not None and retired():
+                    return None
                 now = self.now()
                 job, wait = self._try_take(now, worker)
                 fired = self._expired(now)
@@ -466,6 +471,21 @@ class Engine:
             self.config_id = self.config.config_id
             self._work.notify_all()
         log.info("scheduler set to %s (%s)", name, self.config_id)
+
+    def set_workers(self, workers: int, resize: Callable[[int], None]) -> None:
+        """Change the pool size at run time (the gateway's in-place change for a thread pool):
+        ``resize(workers)`` adds or retires the executor's workers under the engine's lock;
+        retired ones finish the batch they hold and stop at their next :meth:`take`.
+        Queued requests stay where they are."""
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        with self._lock:
+            resize(workers)
+            self.workers = workers
+            self.config = replace(self.config, workers=workers)
+            self.config_id = self.config.config_id
+            self._work.notify_all()
+        log.info("workers set to %d (%s)", workers, self.config_id)
 
     # -- shutdown ----------------------------------------------------------------------------
     def stop_intake(self) -> None:

@@ -105,16 +105,39 @@ class ThreadExecutor(_Runner):
         self.n = workers
         self.name = name
         self.threads: list[threading.Thread] = []
+        self._running: set[int] = set()  # indices whose thread has not left its loop
 
     def start(self) -> None:
-        for i in range(self.n):
+        self._grow(self.n)
+
+    def _grow(self, n: int) -> None:
+        for i in range(n):
+            if i in self._running:
+                continue  # still running (perhaps retired and not yet gone: it stays)
             t = threading.Thread(target=self._loop, args=(i,), name=f"{self.name}-{i}", daemon=True)
+            self._running.add(i)
+            if i < len(self.threads):
+                self.threads[i] = t
+            else:
+                self.threads.append(t)
             t.start()
-            self.threads.append(t)
+
+    def resize(self, n: int) -> None:
+        """Run ``n`` inference threads from now on; call through :meth:`Engine.set_workers`
+        (under the engine's lock, which every exit decision also holds).  New threads start at
+        once; threads beyond ``n`` finish their batch and leave at their next take."""
+        self.n = n
+        self._grow(n)
 
     def _loop(self, i: int) -> None:
+        def retired() -> bool:  # under the engine's lock, like resize(): no regrow can slip in
+            if i < self.n:
+                return False
+            self._running.discard(i)
+            return True
+
         while True:
-            job = self.engine.take(worker=i)
+            job = self.engine.take(worker=i, retired=retired)
             if job is None:
                 return
             self.execute(job)
@@ -148,7 +171,7 @@ class ThreadExecutor(_Runner):
 
     def info(self) -> list[dict[str, Any]]:
         return [{"worker": i, "thread": t.name, "native_id": t.native_id, "alive": t.is_alive()}
-                for i, t in enumerate(self.threads)]
+                for i, t in enumerate(self.threads) if i < self.n or t.is_alive()]
 
 
 class InlineExecutor(_Runner):

@@ -4,7 +4,9 @@ waitress's handler threads decode requests and admit them to the engine; ``worke
 threads pull batches from the shared policy queue and run them, guarded by ``--model-lock``
 (``global``: one model runs at a time; ``per-model``: one batch per model at a time; ``none``).
 Each batch's wait for its lock is measured (``servelab_lock_wait_seconds``, ``lock_wait_s``
-in the trace).  Torch's intra-op threads are set for the whole process.
+in the trace).  Torch's intra-op threads are set for the whole process.  The pool resizes live
+(``POST /servelab/config {"workers": N}``: :meth:`Engine.set_workers`); waitress's handler
+threads keep the count they started with.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class ThreadServer(WaitressServer):
             self.engine, self.models, self.config.workers, self.config.model_lock
         )
         self.executor.start()
+        self.api.resize = lambda n: self.engine.set_workers(n, self.executor.resize)
 
     def _stop_executor(self, timeout: float) -> None:
         self.executor.join(timeout)

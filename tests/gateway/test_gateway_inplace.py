@@ -70,9 +70,67 @@ def test_live_server_switches_scheduler_in_place_without_dropping_requests() -> 
         assert statuses == [200] * 6
         stats = httpx.get(f"{srv.url}/servelab/stats", timeout=10).json()
         assert stats["config"]["scheduler"] == "sjf"
-        bad = httpx.post(f"{srv.url}/servelab/config", json={"workers": 4}, timeout=10)
+        bad = httpx.post(f"{srv.url}/servelab/config", json={"max_batch": 4}, timeout=10)
         assert bad.status_code == 400 and "new server" in bad.json()["error"]
         unknown = httpx.post(f"{srv.url}/servelab/config", json={"scheduler": "lifo"}, timeout=10)
         assert unknown.status_code == 400 and "fifo" in unknown.json()["error"]
     finally:
         srv.stop()
+
+
+def _alive(url: str) -> int:
+    workers = httpx.get(f"{url}/servelab/stats", timeout=10).json()["workers"]
+    return sum(1 for w in workers if w["alive"])
+
+
+def test_live_thread_pool_grows_and_shrinks_in_place() -> None:
+    """1 -> 3 inference threads while requests queue (they then run three at a time), and
+    back to 1 (the extra threads finish their batch and leave); nothing is dropped."""
+    cfg = ServerConfig(concurrency="threads", workers=1, models=("sleep",))
+    srv = make_server(cfg, ServeOptions(port=0, variant="tiny")).start()
+    body, headers = encode_request({"seconds": np.array([[0.3]], np.float32)})
+    statuses: list[int] = []
+
+    def send() -> None:
+        r = httpx.post(f"{srv.url}/v2/models/sleep/infer", content=body, headers=headers,
+                       timeout=30)
+        statuses.append(r.status_code)
+
+    try:
+        threads = [threading.Thread(target=send) for _ in range(7)]
+        for t in threads:
+            t.start()
+        end = time.monotonic() + 10
+        while srv.engine.queue_len() < 6 and time.monotonic() < end:
+            time.sleep(0.005)
+        t0 = time.monotonic()
+        r = httpx.post(f"{srv.url}/servelab/config", json={"workers": 3}, timeout=10)
+        assert r.status_code == 200, r.text
+        assert r.json()["config"]["workers"] == 3 and _alive(srv.url) == 3
+        for t in threads:
+            t.join(30)
+        # 6 queued sleeps of 0.3 s on 3 threads: about 0.6 s (1.8 s on one thread).
+        assert statuses == [200] * 7 and time.monotonic() - t0 < 1.5
+        assert len({rec["worker"] for rec in srv.engine.trace()}) == 3
+        r = httpx.post(f"{srv.url}/servelab/config", json={"workers": 1}, timeout=10)
+        assert r.status_code == 200 and r.json()["config"]["workers"] == 1
+        end = time.monotonic() + 5
+        while _alive(srv.url) > 1 and time.monotonic() < end:
+            time.sleep(0.01)
+        assert _alive(srv.url) == 1
+        ok = httpx.post(f"{srv.url}/v2/models/sleep/infer", content=body, headers=headers,
+                        timeout=30)
+        assert ok.status_code == 200
+        bad = httpx.post(f"{srv.url}/servelab/config", json={"workers": 0}, timeout=10)
+        assert bad.status_code == 400 and "1..256" in bad.json()["error"]
+    finally:
+        srv.stop()
+
+
+def test_a_process_pool_refuses_a_live_resize() -> None:
+    import json
+
+    srv = make_server(ServerConfig(concurrency="processes", workers=1, models=("sleep",)),
+                      ServeOptions(port=0, variant="tiny"))  # not started: the API alone
+    reply = srv.api.configure(json.dumps({"workers": 2}).encode())
+    assert reply.status == 400 and b"new server" in reply.body

@@ -15,7 +15,7 @@ ARMS = arms_from_spec([
     {"concurrency": "threads", "workers": 2},
     {"concurrency": "threads", "workers": 2, "scheduler": "sjf"},  # in place from arm 0
     {"concurrency": "processes", "workers": 2},  # a new backend
-    {"concurrency": "threads", "workers": 4},  # another pool size: another backend
+    {"concurrency": "threads", "workers": 2, "max_batch": 4},  # batching: another backend
 ])
 COSTS = SwitchCosts(start_s={"threads": 1.0, "processes": 2.5}, penalty=0.2, max_warm=1)
 
@@ -120,10 +120,21 @@ def test_round_robin_under_costs() -> None:
 
 def test_warm_backends_switch_back_for_free() -> None:
     t = two_phases()
-    seq = [0, 0, 3, 3, 3, 0, 0, 0, 0, 0, 0, 0]  # to another thread pool and back
+    seq = [0, 0, 3, 3, 3, 0, 0, 0, 0, 0, 0, 0]  # to another thread server and back
     cold = replay(Scripted(seq), t, COSTS)  # max_warm 1: both moves start a backend
     assert cold.backend_switches == 2 and cold.switching_s == pytest.approx(2.0)
     warm = replay(Scripted(seq), t, SwitchCosts(start_s=COSTS.start_s, penalty=0.2, max_warm=2))
     assert warm.backend_switches == 2 and warm.switching_s == pytest.approx(1.0)
     assert list(warm.frame["served"][5:7]) == [0, 0]  # arm 0's backend was still warm
     assert list(cold.frame["served"][5:7]) == [3, 0]
+
+
+def test_a_thread_pool_resize_is_in_place_and_a_process_pool_resize_is_not() -> None:
+    arms = arms_from_spec([
+        {"concurrency": "threads", "workers": 2},
+        {"concurrency": "threads", "workers": 8, "scheduler": "mlfq"},
+        {"concurrency": "processes", "workers": 1},
+        {"concurrency": "processes", "workers": 4},
+    ])
+    assert COSTS.in_place(arms[0], arms[1]) and COSTS.cost_s(arms[0], arms[1]) == 0.0
+    assert not COSTS.in_place(arms[2], arms[3]) and COSTS.cost_s(arms[2], arms[3]) == 2.5
