@@ -98,9 +98,8 @@ def build_records(
         "process": _process(result),
         "warmup": schedule.times < warmup_s,
     }
-    keys = list(cols)
-    columns = [cols[k].tolist() if isinstance(cols[k], np.ndarray) else cols[k] for k in keys]
-    df = records_frame(dict(zip(keys, row, strict=True)) for row in zip(*columns, strict=True))
+    # Built from columns, not rows: a run that sent nothing still has every column.
+    df = records_frame(pd.DataFrame({k: np.asarray(v) for k, v in cols.items()}))
     df["error"] = df["error"].astype("string")
     return df
 

@@ -67,10 +67,11 @@ def write_parquet(path: Path, df: pd.DataFrame) -> None:
     _atomic_write(Path(path), lambda tmp: df.to_parquet(tmp, index=False))
 
 
-def records_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-    """Per-request records as a DataFrame with the shared schema's columns and dtypes first
-    (extra columns, e.g. ``send_lag`` or ``cpu_util_at_arrival``, are kept after them)."""
-    df = pd.DataFrame(list(records))
+def records_frame(records: Iterable[Mapping[str, Any]] | pd.DataFrame) -> pd.DataFrame:
+    """Per-request records (rows, or a frame of columns) as a DataFrame with the shared
+    schema's columns and dtypes first (extra columns, e.g. ``send_lag`` or
+    ``cpu_util_at_arrival``, are kept after them, also when there are no rows)."""
+    df = records.copy() if isinstance(records, pd.DataFrame) else pd.DataFrame(list(records))
     for name, dtype in RECORD_FIELDS:
         if name not in df:
             df[name] = pd.Series(dtype=dtype)

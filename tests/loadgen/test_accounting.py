@@ -49,6 +49,21 @@ def test_records_follow_the_shared_schema_and_latency_counts_from_the_intended_t
     assert df["warmup"].sum() == (s.times < 0.5).sum()
 
 
+def test_a_run_that_sent_nothing_has_every_column_and_a_summary() -> None:
+    import dataclasses
+
+    four = _schedule(4)
+    s = dataclasses.replace(four, **{f.name: getattr(four, f.name)[:0]
+                                     for f in dataclasses.fields(four)
+                                     if isinstance(getattr(four, f.name), np.ndarray)})
+    assert len(s) == 0
+    df = build_records(s, _result(s, 0.0, 0.01))
+    full = build_records(_schedule(4), _result(_schedule(4), 0.0, 0.01))
+    assert len(df) == 0 and list(df.columns) == list(full.columns)
+    summary = summarize(df, duration=0.1, target_rate=0.01)
+    assert summary["requests"] == 0 and summary["latency_ms"]["overall"] == {"count": 0}
+
+
 def test_a_request_that_never_ended_is_refused() -> None:
     s = _schedule(10)
     r = _result(s, 0.0, 0.01)
