@@ -42,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
     machine = machine_metadata()
     print(f"os-study on {machine['cores']} CPUs ({machine['cpu_model']}), load average "
           f"{os.getloadavg()[0]:.2f}; live runs wait while /tmp/servelab-quiet exists -> {out}")
-    summary: dict[str, Any] = {**run_metadata(command(names, args.quick, args.variant), machine),
+    summary: dict[str, Any] = {**run_metadata(command(names, args.quick, args.variant,
+                                                           args.profile), machine),
                                "measurements": {}}
     t0 = time.perf_counter()
     for name in names:
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         df = run_one(name, args.quick, args.variant, **over)
         write_parquet(out / f"{name}.parquet", df)
         plot(name, df, out / f"{name}.png", m.what)
-        cmd = command([name], args.quick, args.variant)
+        cmd = command([name], args.quick, args.variant, args.profile)
         nums = numbers(name, df)
         for label, value, unit in nums:
             print(f"  {label:<48} {value:>12.4g} {unit:<12} # {cmd}")

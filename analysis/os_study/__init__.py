@@ -83,9 +83,13 @@ SECTION_6 = ("spawn", "memory", "pingpong", "locks", "deadlock", "ipc", "gil", "
              "perf", "cache", "affinity")
 
 
-def command(names: tuple[str, ...] | list[str], quick: bool, variant: str) -> str:
-    """The command line that reproduces these measurements."""
+def command(names: tuple[str, ...] | list[str], quick: bool, variant: str,
+            profile: object = None) -> str:
+    """The command line that reproduces these measurements (``profile``: the simulated
+    starvation figure's, when one was given)."""
     parts = ["servelab os-study"]
+    if profile is not None and (not names or "sched" in names):
+        parts.append(f"--profile {profile}")
     if quick:
         parts.append("--quick")
     if variant != "full":

@@ -241,7 +241,9 @@ def spread(name: str, df: pd.DataFrame) -> str:
     if name == "sched":
         return f"median and min-max over {df['seed'].nunique()} seeds"
     if name == "memory":
-        return "mean of the two workers (they agree within 0.1 MiB)"
+        diff = df.groupby(["freeze", "stage"])["uss_mb"].agg(lambda x: x.max() - x.min()).max()
+        return (f"mean of {df['worker'].nunique()} workers (their USS differ by at most "
+                f"{diff:.1f} MiB)")
     if name in ("deadlock", "perf"):
         return "one run"
     return f"median and min-max over {reps} repeat(s)" if reps else "one run"

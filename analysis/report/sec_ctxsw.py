@@ -33,19 +33,27 @@ def figure(ctx: Context, key: str, name: str, what: str, df: pd.DataFrame) -> Fi
     stem = f"{key}-{what}"
     png = plot(name, df, ctx.out / f"{stem}.png", MEASUREMENTS[name].what)
     return Figure(name=stem, png=png, data=df, claim=claim(name, df),
-                  command=command([name], ctx.quick, ctx.variant), spread=spread(name, df))
+                  command=command([name], ctx.quick, ctx.variant, ctx.profile),
+                  spread=spread(name, df))
 
 
-def load_note(name: str, df: pd.DataFrame, cores: object) -> str | None:
-    """A note when the machine was busy with other jobs while ``name`` ran."""
-    if "run_load1_before" not in df.columns or not isinstance(cores, int):
+def load_note(frames: dict[str, pd.DataFrame], cores: object) -> str | None:
+    """One note naming the measurements that ran while other jobs held cores."""
+    if not isinstance(cores, int):
         return None
-    load = max(float(df["run_load1_before"].iloc[0]), float(df["run_load1_after"].iloc[0]))
-    if load <= cores - 0.5:
+    busy = {}
+    for name, df in frames.items():
+        if "run_load1_before" in df.columns:
+            load = max(float(df["run_load1_before"].iloc[0]),
+                       float(df["run_load1_after"].iloc[0]))
+            if load > cores - 0.5:
+                busy[name] = load
+    if not busy:
         return None
-    return (f"{name} ran at a 1-min load average of {load:.1f} on {cores} CPUs: other jobs "
-            "held cores, so its times (and any scaling with workers) are what a shared machine "
-            "gave, not what it can do idle.")
+    return (f"{', '.join(busy)} ran at a 1-min load average of {min(busy.values()):.1f}-"
+            f"{max(busy.values()):.1f} on {cores} CPUs: other jobs held cores, so their times "
+            "(and any scaling with workers) are what a shared machine gave, not what it does "
+            "idle.")
 
 
 def _answer(df: pd.DataFrame, ipc: pd.DataFrame) -> str:
@@ -60,12 +68,12 @@ def _answer(df: pd.DataFrame, ipc: pd.DataFrame) -> str:
                          f"{g.loc[s, 'cpu_ms_per_req']:.1f} ms CPU per request")
     x = crossover(ipc)
     tail = (f"; crossing to a worker process costs IPC, where shared memory beats a pipe from "
-            f"{_size(x)} up" if x else "; shared memory never beat the pipe at the sizes "
+            f"{size_text(x)} up" if x else "; shared memory never beat the pipe at the sizes "
             "measured")
     return "Under the same load, " + " vs ".join(parts) + tail + "."
 
 
-def _size(n: int) -> str:
+def size_text(n: int) -> str:
     for unit, shift in (("MiB", 20), ("KiB", 10)):
         if n >= 1 << shift:
             return f"{n / (1 << shift):g} {unit}"
@@ -82,14 +90,14 @@ def build(ctx: Context) -> Section:
             sec.notes.append(f"{name} could not be measured here: {exc}")
             continue
         sec.figures.append(figure(ctx, KEY, name, what, frames[name]))
-        note = load_note(name, frames[name], ctx.machine.get("cores"))
-        if note:
-            sec.notes.append(note)
     if "ctxsw" in frames and "ipc" in frames:
         sec.answer = _answer(frames["ctxsw"], frames["ipc"])
     else:
         sec.answer = "Not measured on this machine (see the notes)."
     cores = ctx.machine.get("cores", "?")
+    note = load_note(frames, cores)
+    if note:
+        sec.notes.append(note)
     if "ctxsw" in frames:
         d = frames["ctxsw"]
         sec.notes.append(

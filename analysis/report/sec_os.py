@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from servelab.analysis.report.sec_ctxsw import figure, load_note, measured
+from servelab.analysis.report.sec_ctxsw import figure, load_note, measured, size_text
 from servelab.analysis.report.section import Context, Section, Table
 
 KEY = "os"
@@ -36,7 +36,7 @@ def build(ctx: Context) -> Section:
 
     sec = Section(key=KEY, title=TITLE, answer="")
     rows = []
-    claims: dict[str, str] = {}
+    frames: dict[str, pd.DataFrame] = {}
     for concept, name, what in CONCEPTS:
         try:
             df = measured(ctx, name)
@@ -46,25 +46,51 @@ def build(ctx: Context) -> Section:
                          "command": command([name], ctx.quick, ctx.variant)})
             continue
         fig = figure(ctx, KEY, name, what, df)
-        note = load_note(name, df, ctx.machine.get("cores"))
-        if note and name != "ipc":  # ipc: section 2 says it
-            sec.notes.append(note)
+        frames[name] = df
         sec.figures.append(fig)
-        claims[name] = fig.claim
         rows.append({"concept": concept, "measured here": fig.claim, "command": fig.command})
     sec.tables.append(Table(name=f"{KEY}-concepts", data=pd.DataFrame(rows),
                             caption="Each OS concept with the number measured on this machine",
-                            command=command([], ctx.quick, ctx.variant)))
-    sec.answer = _answer(claims)
-    sec.notes += _notes(ctx)
+                            command=command([], ctx.quick, ctx.variant, ctx.profile)))
+    sec.answer = _answer(frames)
+    note = load_note(frames, ctx.machine.get("cores"))
+    sec.notes += ([note] if note else []) + _notes(ctx)
     return sec
 
 
-def _answer(claims: dict[str, str]) -> str:
-    keys = [k for k in ("spawn", "memory", "deadlock", "affinity") if k in claims]
-    if not keys:
+def _answer(frames: dict[str, pd.DataFrame]) -> str:
+    """One sentence: the headline number of each concept that was measured."""
+    from servelab.analysis.os_study.claims import numbers
+    from servelab.analysis.os_study.ipc import crossover
+
+    def num(name: str, label: str) -> float:
+        return next((v for k, v, _ in numbers(name, frames[name]) if k == label), float("nan"))
+
+    parts = []
+    if "spawn" in frames:
+        parts.append(f"a thread starts in {num('spawn', 'start thread'):.0f} us, a fork in "
+                     f"{num('spawn', 'start os.fork') / 1000:.0f} ms")
+    if "memory" in frames:
+        parts.append(f"a forked worker keeps {num('memory', 'USS/worker inferred (unfrozen)'):.0f}"
+                     f" MiB private (one unfrozen gc.collect() makes it "
+                     f"{num('memory', 'USS/worker collected (unfrozen)'):.0f} MiB)")
+    if "pingpong" in frames:
+        parts.append(f"a switch costs {num('pingpong', 'switch thread'):.1f} us between "
+                     f"threads, {num('pingpong', 'switch process'):.1f} us between processes")
+    if "deadlock" in frames:
+        parts.append(f"a lock-order deadlock is answered HTTP "
+                     f"{num('deadlock', 'deadlocked request status'):.0f} by the watchdog in "
+                     f"{num('deadlock', 'deadlocked request answered after'):.1f} s")
+    if "ipc" in frames and crossover(frames["ipc"]):
+        parts.append(f"shared memory beats a pipe from {size_text(crossover(frames['ipc']) or 0)}")
+    if "affinity" in frames:
+        p99 = frames["affinity"].groupby("condition")["p99_ms"].median()
+        parts.append("pinning two workers one per core gave p99 "
+                     f"{p99.get('spread', float('nan')):.0f} ms vs "
+                     f"{p99.get('unpinned', float('nan')):.0f} ms unpinned")
+    if not parts:
         return "Not measured on this machine (see the notes)."
-    return " ".join(claims[k] for k in keys)
+    return "On this machine " + "; ".join(parts) + "."
 
 
 def _notes(ctx: Context) -> list[str]:

@@ -101,3 +101,5 @@ def test_the_command_prints_every_number_with_its_reproduce_line(
     assert m["command"] == line[2:] and len(m["numbers"]) == 2 and "us per switch" in m["claim"]
     assert (tmp_path / "pingpong.parquet").is_file() and (tmp_path / "pingpong.png").is_file()
     assert command([], False, "full") == "servelab os-study"
+    assert command(["sched"], True, "full", "P.json") == \
+        "servelab os-study --profile P.json --quick --only sched"

@@ -65,6 +65,8 @@ def test_sections_figures_claims_commands_and_the_shared_cache(
     table = six.tables[0].data
     assert len(table) == len(sec_os.CONCEPTS) and table["command"].str.startswith(
         "servelab os-study").all()
+    assert "deadlock is answered HTTP 500 by the watchdog in 1.3 s" in six.answer
+    assert "shared memory beats a pipe from 64 KiB" in six.answer
     dl = next(f for f in six.figures if f.name == "os-deadlock")
     assert "HTTP 500" in dl.claim and "HTTP 504" in dl.claim
     assert "No hardware counter" in next(f.claim for f in six.figures if f.name == "os-perf")
