@@ -24,7 +24,10 @@ def _ctxsw(df: pd.DataFrame) -> list[Number]:
     out: list[Number] = []
     for col, unit in (("vcsw_per_req", "switches/req"), ("ivcsw_per_req", "switches/req"),
                       ("cpu_ms_per_req", "ms"), ("wall_ms_per_req", "ms"),
-                      ("cpu_over_wall", "cores")):
+                      ("cpu_over_wall", "cores"), ("ipc_ms", "ms"), ("queue_ms", "ms"),
+                      ("compute_ms", "ms")):
+        if col not in df.columns:
+            continue
         for setup, v in _med(df, "setup", col).items():
             out.append((f"{setup} {col}", v, unit))
     return out
@@ -137,6 +140,13 @@ def _get(nums: list[Number], label: str) -> float:
     return math.nan
 
 
+def _ipc_tail(df: pd.DataFrame) -> str:
+    if "ipc_ms" not in df.columns or "processes" not in set(df["setup"]):
+        return ""
+    ipc = _med(df, "setup", "ipc_ms")["processes"]
+    return f"; a process worker's IPC round trip adds {ipc:.2f} ms per request"
+
+
 def claim(name: str, df: pd.DataFrame) -> str:
     """The one claim the measurement's figure supports, with its numbers."""
     n = numbers(name, df)
@@ -148,7 +158,7 @@ def claim(name: str, df: pd.DataFrame) -> str:
         return (f"Per request, {hi} makes the most voluntary context switches "
                 f"({v[hi]:.1f}) and {lo} the fewest ({v[lo]:.1f}); CPU per request ranges "
                 f"{min(cw.values()):.1f}-{max(cw.values()):.1f} ms "
-                f"({', '.join(f'{k} {x:.1f}' for k, x in cw.items())}).")
+                f"({', '.join(f'{k} {x:.1f}' for k, x in cw.items())}){_ipc_tail(df)}.")
     if name == "ipc":
         x = g(n, "shm beats pipe from")
         sizes = sorted(df["bytes"].unique())

@@ -9,7 +9,10 @@ and after each run the study reads ``/proc`` for the server process and every wo
   ones (the scheduler preempted it: more runnable threads than cores), per request;
 * CPU per request (user, system; and the exact schedstat sum) against the wall time a client
   saw per request (mean latency from the intended send time): ``cpu/wall`` is how many cores a
-  request kept busy on average while it was in flight.
+  request kept busy on average while it was in flight;
+* from the server's own trace, where that wall time went inside the server: queueing, compute,
+  and for process workers the IPC round trip (pickle + socket pair + shared-memory arena,
+  ``ipc_s``: the batch's round trip minus the worker's compute).
 
 Limits: the load generator runs on the same two cores (its own switches are not counted, its
 CPU competes); the counts include the server's idle housekeeping (the CPU sampler's 100 ms
@@ -34,13 +37,21 @@ def plan(quick: bool, variant: str) -> dict[str, Any]:
             "repeats": 2 if quick else 3, "warm_s": 1.0}
 
 
+def _trace(srv: Any) -> list[dict[str, Any]]:
+    """The server's per-request records: over HTTP for a subprocess, directly in process."""
+    return srv.get("/servelab/trace") if hasattr(srv, "get") else srv.engine.trace()
+
+
 def _one(srv: Any, pids: dict[str, list[int]], spec: Any, variant: str) -> dict[str, Any]:
     groups = {k: v for k, v in pids.items() if v}
+    seen = len(_trace(srv))
     before = {k: procfs.total(v) for k, v in groups.items()}
     t = time.perf_counter()
     rec = live.drive(srv.url, spec, variant)
     wall = time.perf_counter() - t
     after = {k: procfs.total(v) for k, v in groups.items()}
+    trace = pd.DataFrame(_trace(srv)[seen:])
+    trace = trace[trace["status"] == "ok"] if len(trace) else trace
     delta = {k: after[k] - before[k] for k in groups}
     all_ = sum(delta.values(), procfs.Counters())
     ok = int((rec["status"] == "ok").sum())
@@ -56,6 +67,9 @@ def _one(srv: Any, pids: dict[str, list[int]], spec: Any, variant: str) -> dict[
         "threads": sum(a.threads for a in after.values()),
     }
     row["cpu_over_wall"] = row["cpu_ms_per_req"] / row["wall_ms_per_req"]
+    for col in ("queue_s", "compute_s", "ipc_s", "lock_wait_s"):  # the server's own split
+        row[col.replace("_s", "_ms")] = (1000 * float(trace[col].mean())
+                                         if col in trace.columns and len(trace) else float("nan"))
     for k, d in delta.items():
         row[f"vcsw_{k}"] = d.voluntary / n
         row[f"ivcsw_{k}"] = d.involuntary / n

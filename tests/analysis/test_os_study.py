@@ -71,6 +71,7 @@ def test_a_threads_server_switches_and_burns_cpu_per_request() -> None:
     assert row["vcsw_per_req"] > 1 and row["cpu_ms_per_req"] > 0.1 and row["threads"] > 2
     assert row["cpu_over_wall"] > 0 and row["wall_ms_per_req"] > 0
     assert row["vcsw_server"] == row["vcsw_per_req"]
+    assert row["compute_ms"] > 0 and row["queue_ms"] >= 0 and row["ipc_ms"] == 0  # threads
 
 
 def test_pinning_sets_every_thread_and_perf_says_what_it_counts() -> None:
