@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from servelab.analysis.live_oracle import format_scores, live_scores
 from servelab.core.bandits.base import BanditPolicy
 from servelab.core.profile import Profile
 from servelab.core.workload import WorkloadSpec
@@ -266,6 +267,21 @@ def run_row(run: RunResult, spec: WorkloadSpec, window_s: float) -> dict[str, An
         "lost_in_switches": lost_in_switches(r, run.switches),
         "switches": len(run.switches),
     }
+
+
+def live_oracle(runs: Sequence[RunResult], arms: ArmSet, spec: WorkloadSpec,
+                window_s: float) -> dict[str, Any]:
+    """The adaptive run (``runs[0]``) against the live oracle built from the static runs
+    (:func:`servelab.analysis.live_oracle.live_scores`)."""
+    horizon = spec.total_duration
+    index = {label: i for i, label in enumerate(arms.labels)}
+    statics = {index[r.meta["current"]["label"]]: window_frame(r.records, horizon, window_s)
+               for r in runs[1:] if r.kind == "static" and r.meta["current"]["label"] in index}
+    adaptive = runs[0]
+    first = adaptive.meta["switches"][0]["to"] if adaptive.meta["switches"] else 0
+    return live_scores(window_frame(adaptive.records, horizon, window_s), statics,
+                       adaptive.switches, int(first), spec.phase_starts(), window_s,
+                       spec.warmup_s)
 
 
 def format_table(table: pd.DataFrame) -> str:
@@ -489,6 +505,7 @@ def run_demo(cfg: DemoConfig, out: Path, profile_path: Path | None, command: str
              f"arm, same arrivals (seed {spec.seed})")
     png = plot_timeline(runs, spec, cfg.window_s, out / "timeline.png", title)
     adaptive = runs[0]
+    oracle = live_oracle(runs, arms, spec, cfg.window_s)
     summary = {
         **meta, "kind": "demo-adaptive", "workload": spec.to_dict(), "arms": arms.to_list(),
         "arms_file": str(arms_path), "variant": cfg.variant, "window_s": cfg.window_s,
@@ -499,6 +516,7 @@ def run_demo(cfg: DemoConfig, out: Path, profile_path: Path | None, command: str
         "timeline": adaptive.switches, "start": adaptive.meta["switches"][:1],
         "switch_in_progress_at_end": bool(adaptive.meta.get("switching")),
         "arm_estimates": adaptive.meta["arms"], "backend_timings": timings,
+        "live_oracle": oracle,
         "figures": {"table": {"parquet": str(out / "table.parquet"),
                               "csv": str(out / "table.csv"), "command": command},
                     "timeline": {"png": str(png), "command": command}},
@@ -515,5 +533,6 @@ def run_demo(cfg: DemoConfig, out: Path, profile_path: Path | None, command: str
         say(f"adaptive reward {a['reward']:.3f} = {a['reward_vs_best_static']:.0%} of the best "
             f"static arm ({best['run']}, {best['reward']:.3f}); {a['switches']} switches, "
             f"{a['lost_in_switches']} requests lost in them, {a['http_5xx']} answered 5xx")
+    say(format_scores(oracle, arms.labels))
     say(f"table: {out / 'table.csv'}  timeline: {png}\nreproduce: {command}")
     return summary

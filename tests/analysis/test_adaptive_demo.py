@@ -68,6 +68,10 @@ def test_adaptive_demo_switches_live_without_loss(tmp_path: Path) -> None:
     assert table["throughput_rps"].gt(0).all() and table["p99_ms"].gt(0).all()
     assert table["reward"].between(0, 2).all()
 
+    oracle = summary["live_oracle"]
+    assert 0 < oracle["oracle_share"] <= oracle["best_static_share"] + 1e-9
+    assert len(oracle["adaptation_s"]) == len(WORKLOAD.get("phases", [None]))
+
     timeline = summary["timeline"]
     assert len(timeline) == adaptive["switches"]
     kinds = {s["kind"] for s in timeline}
