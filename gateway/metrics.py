@@ -32,6 +32,9 @@ class GatewayMetrics:
         self.retries = Counter("servelab_gateway_retries", "requests retried on another "
                                "backend after a connection failure or a draining refusal",
                                registry=r)
+        self.read_timeouts = Counter("servelab_gateway_read_timeouts", "client requests not "
+                                     "received within the read timeout (answered 408)",
+                                     registry=r)
         self.switches = Counter("servelab_gateway_switches", "configuration switches, by kind "
                                 "(inplace, warm, new, failed)", ["kind"], registry=r)
         self.switch_seconds = Histogram("servelab_gateway_switch_seconds", "decision -> "

@@ -1,7 +1,8 @@
 """The gateway's front: one OIP v2 endpoint, an asyncio HTTP/1.1 server relaying to a backend.
 
-Per request the gateway parses just the request head (method, path, ``Content-Length``,
-``Connection``), reads the body, and writes the raw bytes to a keep-alive connection of the
+Per request the gateway parses just the request head (method, path, ``Content-Length`` or a
+chunked body, which it reassembles, ``Connection``), reads the body within ``read_timeout_s``
+of its first byte (else 408 and the connection is closed), and writes the raw bytes to a keep-alive connection of the
 backend that serves now (:class:`~servelab.gateway.upstream.UpstreamPool`); the backend's raw
 response goes back as is.  No web framework runs per request.  Requests on one client
 connection are answered in order (pipelined ones wait their turn).
@@ -47,8 +48,10 @@ log = logging.getLogger(__name__)
 
 INFER_PATH = re.compile(rb"^/v2/models/([^/?]+)(?:/versions/[^/?]+)?/infer(?:\?|$)")
 MAX_HEAD = 64 * 1024
+READ_TIMEOUT_S = 30.0
+"""Seconds a client has from a request's first byte to its last (the servers' own limit)."""
 REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-           411: "Length Required", 413: "Payload Too Large", 502: "Bad Gateway",
+           408: "Request Timeout", 411: "Length Required", 413: "Payload Too Large", 502: "Bad Gateway",
            503: "Service Unavailable"}
 ASSETS = {"/dashboard": ("dashboard.html", "text/html; charset=utf-8"),
           "/dashboard/dashboard.js": ("dashboard.js", "text/javascript; charset=utf-8"),
@@ -99,9 +102,12 @@ class HttpRequest:
 class RequestParser:
     """Incremental HTTP/1.1 request parser: bytes in, complete :class:`HttpRequest` out.
 
-    Bodies need ``Content-Length`` (chunked request bodies get 411; OIP clients send a
-    length); ``Expect: 100-continue`` is answered by the gateway (``continue_`` is set) and the
-    header is not forwarded.  Raises ``ValueError`` (message, status) on a malformed head.
+    A body comes with ``Content-Length`` or ``Transfer-Encoding: chunked``; a chunked one is
+    reassembled here (chunk extensions and trailers dropped) and forwarded with a
+    ``Content-Length``, so every backend sees one form.  ``Expect: 100-continue`` is answered
+    by the gateway (``continue_`` is set) and the header is not forwarded.  Raises
+    ``ValueError`` (message, status) on a malformed head or chunk, 413 past ``max_body``.
+    ``partial``: bytes of a request not yet complete are held (the front's read deadline).
     """
 
     def __init__(self, max_body: int) -> None:
@@ -110,6 +116,12 @@ class RequestParser:
         self.head: HttpRequest | None = None
         self.need = 0
         self.continue_ = False
+        self.chunks: bytearray | None = None  # the body so far of a chunked request
+        self.chunk_left = -1  # bytes left of the current chunk (+2 for its CRLF); -1: a size line
+
+    @property
+    def partial(self) -> bool:
+        return self.head is not None or bool(self.buf)
 
     def feed(self, data: bytes) -> list[HttpRequest]:
         self.buf += data
@@ -124,13 +136,62 @@ class RequestParser:
                 self._parse_head(bytes(self.buf[:end + 4]))
                 del self.buf[:end + 4]
             assert self.head is not None
-            if len(self.buf) < self.need:
-                return out
-            req = self.head
-            req.raw += bytes(self.buf[:self.need])
-            del self.buf[:self.need]
+            if self.chunks is not None:
+                if not self._read_chunks():
+                    return out
+                body, self.chunks = bytes(self.chunks), None
+                req = self.head
+                req.raw = req.raw[:-2] + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+                req.body_len = len(body)
+            else:
+                if len(self.buf) < self.need:
+                    return out
+                req = self.head
+                req.raw += bytes(self.buf[:self.need])
+                del self.buf[:self.need]
             self.head, self.need = None, 0
             out.append(req)
+
+    def _read_chunks(self) -> bool:
+        """Consume chunk framing from ``buf`` into ``chunks``; True once the last chunk (and
+        any trailer) has arrived."""
+        assert self.chunks is not None
+        while True:
+            if self.chunk_left < 0:  # a size line, or after the last chunk the trailer
+                end = self.buf.find(b"\r\n")
+                if end < 0:
+                    if len(self.buf) > MAX_HEAD:
+                        raise ValueError("chunk size line too long", 400)
+                    return False
+                line = bytes(self.buf[:end]).split(b";", 1)[0].strip()
+                try:
+                    size = int(line, 16)
+                except ValueError:
+                    raise ValueError(f"bad chunk size {line[:20]!r}", 400) from None
+                if size < 0:
+                    raise ValueError("bad chunk size", 400)
+                if size == 0:
+                    trailer = self.buf.find(b"\r\n\r\n", end)
+                    if self.buf[end:end + 4] == b"\r\n\r\n" or trailer == end:
+                        del self.buf[:end + 4]
+                        return True
+                    if trailer < 0:
+                        if len(self.buf) > MAX_HEAD:
+                            raise ValueError("chunked trailer too large", 400)
+                        return False
+                    del self.buf[:trailer + 4]  # trailers are dropped
+                    return True
+                if len(self.chunks) + size > self.max_body:
+                    raise ValueError(f"request body exceeds the {self.max_body}-byte cap", 413)
+                del self.buf[:end + 2]
+                self.chunk_left = size + 2
+            if len(self.buf) < self.chunk_left:
+                return False
+            if self.buf[self.chunk_left - 2:self.chunk_left] != b"\r\n":
+                raise ValueError("chunk data not followed by CRLF", 400)
+            self.chunks += self.buf[:self.chunk_left - 2]
+            del self.buf[:self.chunk_left]
+            self.chunk_left = -1
 
     def _parse_head(self, head: bytes) -> None:
         line, _, rest = head.partition(b"\r\n")
@@ -140,6 +201,7 @@ class RequestParser:
         method, target, version = parts
         keep_alive = version != b"HTTP/1.0"
         length = 0
+        chunked = False
         kept = [line]
         for h in rest.split(b"\r\n"):
             if not h:
@@ -151,20 +213,27 @@ class RequestParser:
                     raise ValueError("bad Content-Length", 400)
                 length = int(v)
             elif lname == b"transfer-encoding" and v != b"identity":
-                raise ValueError("chunked request bodies are not supported: send "
-                                 "Content-Length", 411)
+                if v != b"chunked":
+                    raise ValueError(f"transfer coding {v.decode('latin-1')!r} is not "
+                                     "supported: send Content-Length or chunked", 411)
+                chunked = True
+                continue  # reassembled here: the backend gets a Content-Length
             elif lname == b"connection":
                 keep_alive = v != b"close" if keep_alive else v == b"keep-alive"
             elif lname == b"expect":
                 self.continue_ = v == b"100-continue"
                 continue  # answered here, never forwarded
             kept.append(h)
-        if length > self.max_body:
+        if chunked:  # RFC 9112 6.3: a chunked coding overrides any Content-Length
+            length = 0
+            kept = [h for h in kept if not h.lower().startswith(b"content-length:")]
+        elif length > self.max_body:
             raise ValueError(f"request body of {length} bytes exceeds the {self.max_body}-byte "
                              f"cap", 413)
         raw = head if len(kept) == head.count(b"\r\n") - 1 else b"\r\n".join(kept) + b"\r\n\r\n"
         self.head = HttpRequest(method, target, raw, length, keep_alive)
         self.need = length
+        self.chunks, self.chunk_left = (bytearray(), -1) if chunked else (None, -1)
 
 
 class GatewayProtocol(asyncio.Protocol):
@@ -177,6 +246,7 @@ class GatewayProtocol(asyncio.Protocol):
         self.queue: deque[HttpRequest] = deque()
         self.busy = False
         self.closing = False
+        self.deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -190,6 +260,7 @@ class GatewayProtocol(asyncio.Protocol):
             message, status = exc.args
             self._write(error(status, message, close=True), close=True)
             return
+        self._arm_deadline(restart=bool(reqs))
         if self.parser.continue_ and self.parser.head is not None:
             self.parser.continue_ = False
             assert self.transport is not None
@@ -200,6 +271,29 @@ class GatewayProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
+        if self.deadline is not None:
+            self.deadline.cancel()
+
+    def _arm_deadline(self, restart: bool) -> None:
+        """A request has ``read_timeout_s`` from its first byte to its last (a client that
+        trickles its head or body is answered 408 and closed, as the servers do)."""
+        if restart and self.deadline is not None:
+            self.deadline.cancel()
+            self.deadline = None
+        if not self.parser.partial:
+            if self.deadline is not None:
+                self.deadline.cancel()
+                self.deadline = None
+        elif self.deadline is None and self.gw.read_timeout_s > 0:
+            self.deadline = asyncio.get_running_loop().call_later(
+                self.gw.read_timeout_s, self._read_timed_out)
+
+    def _read_timed_out(self) -> None:
+        self.deadline = None
+        if self.parser.partial and not self.closing:
+            self.gw.metrics.read_timeouts.inc()
+            self._write(error(408, f"request not received within {self.gw.read_timeout_s:g} s",
+                              close=True), close=True)
 
     def _next(self) -> None:
         req = self.queue.popleft()
@@ -237,13 +331,15 @@ class GatewayServer:
     """The front server over a :class:`Router`; :meth:`start` binds, :meth:`close` stops."""
 
     def __init__(self, router: Router, metrics: GatewayMetrics, max_body: int = 16 << 20,
-                 max_inflight: int | None = None) -> None:
+                 max_inflight: int | None = None, read_timeout_s: float = READ_TIMEOUT_S,
+                 ) -> None:
         if max_inflight is not None and max_inflight < 0:
             raise ValueError(f"max_inflight must be >= 0, got {max_inflight}")
         self.router = router
         self.metrics = metrics
         self.max_body = max_body
         self.max_inflight = max_inflight  # None: what the serving backend admits; 0: no cap
+        self.read_timeout_s = read_timeout_s  # first byte to last of one request; 0: none
         self.inflight = 0
         self.refused = 0
         self.server: asyncio.base_events.Server | None = None

@@ -35,8 +35,25 @@ def test_parser_splits_pipelined_requests_and_answers_expect_itself() -> None:
     assert not close.keep_alive
 
 
+def test_parser_reassembles_a_chunked_body_fed_byte_by_byte() -> None:
+    p = RequestParser(1 << 20)
+    data = (b"POST /v2/models/noop/infer HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+            b"Content-Length: 999\r\n\r\n4;ext=1\r\nWiki\r\n6\r\npedia \r\nE\r\nin \r\n\r\nchunks."
+            b"\r\n0\r\nX-Trailer: t\r\n\r\nGET / HTTP/1.1\r\n\r\n")
+    reqs = [r for i in range(len(data)) for r in p.feed(data[i:i + 1])]
+    assert [r.method for r in reqs] == [b"POST", b"GET"] and not p.partial
+    body = b"Wikipedia in \r\n\r\nchunks."
+    assert reqs[0].body_len == len(body) and reqs[0].raw.endswith(b"\r\n\r\n" + body)
+    head = reqs[0].raw[: -len(body)].lower()
+    assert b"transfer-encoding" not in head and b"content-length: 999" not in head
+    assert f"content-length: {len(body)}".encode() in head
+
+
 @pytest.mark.parametrize("head, status", [
-    (b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 411),
+    (b"POST /x HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 411),
+    (b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
+    (b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n", 400),
+    (b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n200000\r\n", 413),
     (b"POST /x HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n", 413),
     (b"NONSENSE\r\n\r\n", 400),
 ])
@@ -76,6 +93,31 @@ def test_forwards_oip_and_answers_its_own_endpoints(gateway: GatewayThread) -> N
             assert chunk, f"connection closed early: {data!r}"
             data += chunk
         assert data.index(b'"model_name"') < data.index(b'{"live": true}')
+
+
+def test_a_chunked_infer_is_relayed_and_a_trickling_client_gets_408(
+        gateway: GatewayThread) -> None:
+    def pieces():
+        for i in range(0, len(NOOP_BODY), 7):
+            yield NOOP_BODY[i:i + 7]
+
+    headers = {k: v for k, v in NOOP_HEADERS.items() if k.lower() != "content-length"}
+    r = httpx.post(f"{gateway.url}/v2/models/noop/infer", content=pieces(), headers=headers,
+                   timeout=30)  # an iterator: httpx sends it chunked
+    assert r.status_code == 200 and r.json()["outputs"][0]["name"] == "output"
+    front = gateway.front
+    old, front.read_timeout_s = front.read_timeout_s, 0.3
+    try:
+        with socket.create_connection(("127.0.0.1", front.port), timeout=30) as s:
+            s.sendall(b"POST /v2/models/noop/infer HTTP/1.1\r\nHost: gw\r\nContent-Len")
+            data = b""
+            while chunk := s.recv(65536):  # the gateway answers, then closes
+                data += chunk
+        assert data.startswith(b"HTTP/1.1 408") and b"0.3 s" in data
+        assert "servelab_gateway_read_timeouts_total 1.0" in httpx.get(
+            f"{gateway.url}/metrics", timeout=30).text
+    finally:
+        front.read_timeout_s = old
 
 
 def test_meta_describes_arms_backends_and_switches(gateway: GatewayThread) -> None:
