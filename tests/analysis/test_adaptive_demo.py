@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
 
 from servelab import cli
@@ -42,16 +43,18 @@ def test_adaptive_demo_switches_live_without_loss(tmp_path: Path) -> None:
     out = tmp_path / "run"
     # ucb1 from scratch tries every arm first, so the adaptive run switches within its first
     # windows; --prewarm and a short --warm-s keep the test short (no backend starts under
-    # traffic).
+    # traffic).  --duration keeps the workload's own 3.6 s: without it the tiny variant runs
+    # 15 s of it (the demo's default), four runs of 15 s.
     rc = cli.main(["demo", "--adaptive", "--variant", "tiny", "--arms", str(arms_file),
-                   "--workload", str(workload), "--policy", "ucb1", "--window-s", "0.25",
-                   "--warm-s", "0.5", "--prewarm", "--out", str(out)])
+                   "--workload", str(workload), "--duration", "3.6", "--policy", "ucb1",
+                   "--window-s", "0.25", "--warm-s", "0.5", "--prewarm", "--out", str(out)])
     assert rc == 0
 
     summary = json.loads((out / "summary.json").read_text())
     assert {"command", "started_at", "servelab", "machine"} <= set(summary)
     assert summary["command"].startswith("servelab demo ") and "--adaptive" in summary["command"]
     assert summary["policy"]["kind"] == "given" and summary["warm_s"] == 0.5
+    assert [p["duration"] for p in summary["workload"]["phases"]] == pytest.approx([1.2] * 3)
     for name in ("table.parquet", "table.csv", "timeline.png", "records.parquet"):
         assert (out / name).stat().st_size > 0, name
 
