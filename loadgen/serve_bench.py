@@ -29,7 +29,6 @@ import json
 import logging
 import math
 import os
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -92,14 +91,6 @@ class ServerProcess(launch.ServerProcess):
         options = ServeOptions(port=0, variant=args.variant, drain_timeout_s=5, seed=args.seed)
         log = logdir / f"{label}-{model}-w{workers}-b{max_batch}.log"
         super().__init__(config, options, log=log)
-
-    def wait_idle(self, timeout: float = 60.0) -> None:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            s = self.get("/servelab/stats")
-            if s["inflight"] == 0:
-                return
-            time.sleep(0.2)
 
 
 # -- one load step, one closed loop (loadgen's senders) -----------------------------------------

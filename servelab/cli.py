@@ -43,6 +43,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                 "the adaptive gateway: switches live backends as the meta-scheduler decides"),
     # Benchmarks: commands that write results/, never timed tests.
     "bench serve": ("servelab.loadgen.cmd_bench_serve", "benchmark the live servers (throughput, p50/p99)"),
+    "bench soak": ("servelab.loadgen.cmd_bench_soak",
+                   "2x overload for 10 minutes, a worker killed, a SIGTERM drain: the verdict"),
     "bench load": ("servelab.loadgen.cmd_bench", "benchmark the load generator's capacity and lag"),
     "bench sim": ("servelab.sim.cmd_bench", "benchmark the simulator against bare SimPy"),
     "bench bandits": ("servelab.meta.cmd_bench_bandits", "time each bandit policy's select + update"),

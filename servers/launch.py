@@ -11,6 +11,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,14 @@ class ServerProcess:
         """GET a JSON endpoint of the server."""
         with urllib.request.urlopen(self.url + path, timeout=60) as r:  # noqa: S310 (loopback)
             return json.loads(r.read())
+
+    def wait_idle(self, timeout: float = 60.0) -> None:
+        """Wait (up to ``timeout`` s) until the server holds no request in flight."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.get("/servelab/stats")["inflight"] == 0:
+                return
+            time.sleep(0.2)
 
     def metrics(self) -> str:
         with urllib.request.urlopen(self.url + "/metrics", timeout=60) as r:  # noqa: S310
