@@ -43,7 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import logging
 
-    for name in ("servelab.loadgen", "servelab.gateway"):  # per-run lines: the builder says enough
+    for name in ("servelab.loadgen", "servelab.gateway", "httpx"):  # per-run lines: the builder
+        # and the sections say enough
         logging.getLogger(name).setLevel(logging.WARNING)
     if args.resume is not None and args.out is not None and args.resume != args.out:
         raise ValueError("--resume DIR is the report folder: give --resume or --out, not both")
