@@ -82,6 +82,11 @@ class Pending:
         return self.request.payload  # type: ignore[no-any-return]
 
 
+HTTP_FOR = {"ok": 200, "bad_input": 400, "error": 500, "rejected": 503, "unavailable": 503,
+            "timeout": 504}
+"""The HTTP status of each engine outcome (``servers.engine.OUTCOMES``)."""
+
+
 def error_reply(status: int, message: str, retry_after: int | None = None) -> Reply:
     headers = dict(JSON)
     if retry_after is not None:
@@ -326,7 +331,8 @@ class OipApi:
         try:
             req = self.engine.submit(name, rows, priority, timeout_ms, infer.id, size)
         except ServeError as exc:
-            return self._count(name, error_reply(exc.status, str(exc), exc.retry_after))
+            return self._count(name, error_reply(HTTP_FOR[exc.outcome], str(exc),
+                                                 exc.retry_after))
         with self._active_lock:
             self.active += 1
         return Pending(name, req, infer, t0)
@@ -335,7 +341,7 @@ class OipApi:
         """The reply for a completed ticket."""
         try:
             t = p.ticket
-            if t.http_status == 200 and t.outputs is not None:
+            if t.outcome == "ok" and t.outputs is not None:
                 try:
                     body, headers = encode_response(p.model, t.outputs, p.infer)
                     reply = Reply(200, body, headers)
@@ -343,7 +349,7 @@ class OipApi:
                     log.exception("encoding %s output failed", p.model)
                     reply = error_reply(500, f"could not encode the output: {exc}")
             else:
-                reply = error_reply(t.http_status or 500, t.error or "request failed",
+                reply = error_reply(HTTP_FOR.get(t.outcome, 500), t.error or "request failed",
                                     t.retry_after)
             self.metrics.e2e_time.labels(p.model).observe(time.perf_counter() - p.t0)
             return self._count(p.model, reply)

@@ -5,14 +5,14 @@ The core owns admission, the queue policy, batching and the batch timeout, dispa
 preemption, requeue, deadlines and predictor feedback (the simulator wraps the same object on
 simulated time).  This module adds what only a live server has: the lock and condition
 variables that executors block on, the reaper thread that answers expired requests at their
-deadline, the :class:`Ticket` each request's answer arrives in, Prometheus metrics, the HTTP
-status of every outcome and the per-request trace.  The three servers differ only in who calls
+deadline, the :class:`Ticket` each request's answer arrives in (with its outcome, :data:`OUTCOMES`; the
+API layer maps outcomes to HTTP statuses), Prometheus metrics and the per-request trace.  The three servers differ only in who calls
 :meth:`Engine.take` and runs the batch it returns: inference threads, worker-process dispatcher
 threads, or coroutines on the event loop (:meth:`Engine.poll`).
 
 Life of a request::
 
-    submit() --503 full / draining, 504 no time--> refused at once (core: admit -> Refusal)
+    submit() --rejected (full / draining), timeout (no time)--> refused at once (core: admit)
        | queued in the core
        v
     take()/poll() -- a LiveBatch of one model, after waiting up to batch_timeout to fill
@@ -23,7 +23,7 @@ Life of a request::
        v
     finish(batch, outputs) / fail(batch, ...) -> each request's Ticket completes, trace record
 
-Deadlines: a request whose deadline passes while it waits in the queue is answered 504 at that
+Deadlines: a request whose deadline passes while it waits in the queue ends ``timeout`` at that
 moment (the reaper thread sleeps until the core's next deadline); once a request has started it
 runs to completion (Triton's semantics: the timeout bounds queueing).  A preempted batch waiting
 to resume expires when all its requests' deadlines have passed.
@@ -57,15 +57,20 @@ from servelab.servers.zoo.base import Inputs, StageTimes
 
 log = logging.getLogger(__name__)
 
-HTTP_STATUS = {"ok": 200, "rejected": 503, "timeout": 504, "error": 500}
+OUTCOMES = ("ok", "rejected", "timeout", "bad_input", "error", "unavailable")
+"""How a request ended, as the engine sees it (the API layer turns each into an HTTP status,
+``servers.api.HTTP_FOR``): ``rejected`` at admission (queue full, draining), ``timeout`` its
+deadline passed, ``bad_input`` the model refused its inputs, ``error`` inference failed,
+``unavailable`` no worker could run it (a worker down, the server closing)."""
 
 
 class ServeError(Exception):
-    """A request the engine refuses or fails: ``status`` is the HTTP status to answer with."""
+    """A request the engine refuses at admission: ``outcome`` is ``rejected`` (queue full,
+    draining: retry after ``retry_after`` seconds) or ``timeout`` (its deadline cannot be met)."""
 
-    def __init__(self, message: str, status: int, retry_after: int | None = None):
+    def __init__(self, message: str, outcome: str, retry_after: int | None = None):
         super().__init__(message)
-        self.status = status
+        self.outcome = outcome
         self.retry_after = retry_after
 
 
@@ -78,7 +83,7 @@ class Ticket:
     cpu_util: float = math.nan
     outputs: Inputs | None = None
     error: str = ""
-    http_status: int = 0
+    outcome: str = ""  # one of OUTCOMES once answered
     retry_after: int | None = None
     extra: dict[str, float] = field(default_factory=dict)
     _event: threading.Event = field(default_factory=threading.Event)
@@ -228,8 +233,8 @@ class Engine:
         input_size: int = 0,
         arrival: float | None = None,
     ) -> Request:
-        """Admit a request, or raise :class:`ServeError` (503 queue full or draining; 504 a
-        deadline already passed).  The returned request's ``payload`` is its :class:`Ticket`."""
+        """Admit a request, or raise :class:`ServeError` (``rejected``: queue full or draining;
+        ``timeout``: a deadline already passed).  The returned request's ``payload`` is its :class:`Ticket`."""
         now = self.now()
         arrival = now if arrival is None else arrival
         ticket = Ticket(list(rows), oip_id, self.cpu.value if self.cpu is not None else math.nan)
@@ -242,12 +247,13 @@ class Engine:
         with self._lock:
             refusal = self.core.admit(req, now)
             if refusal == "draining":
-                error = ServeError("server is shutting down", 503, self.retry_after())
+                error = ServeError("server is shutting down", "rejected", self.retry_after())
             elif refusal == "deadline":
-                error = ServeError(f"deadline of {timeout_ms} ms cannot be met", 504)
+                error = ServeError(f"deadline of {timeout_ms} ms cannot be met", "timeout")
             elif refusal == "full":
                 error = ServeError(
-                    f"queue full ({self.capacity} requests waiting)", 503, self.retry_after()
+                    f"queue full ({self.capacity} requests waiting)", "rejected",
+                    self.retry_after(),
                 )
             else:
                 if self._context is not None and ticket.cpu_util == ticket.cpu_util:
@@ -260,7 +266,7 @@ class Engine:
             fired = self._expired(now)
         self._fire(fired)
         if error is not None:
-            ticket.http_status, ticket.error = error.status, str(error)
+            ticket.outcome, ticket.error = error.outcome, str(error)
             ticket.retry_after = error.retry_after
             self._record(req)
             ticket._fire()
@@ -359,7 +365,7 @@ class Engine:
         """Answer every request of ``job`` with its rows of ``rows_out``."""
         counts = [len(r.payload.rows) for r in job.requests]
         if len(rows_out) != sum(counts):
-            self.fail(job, f"model returned {len(rows_out)} rows for {sum(counts)}", 500)
+            self.fail(job, f"model returned {len(rows_out)} rows for {sum(counts)}")
             return
         per_request = split_outputs(rows_out, counts)
         m = self.metrics
@@ -374,21 +380,25 @@ class Engine:
                      for r, out in zip(ended, per_request[: len(ended)], strict=True)]
         self._fire(fired)
 
-    def fail(self, job: LiveBatch, message: str, status: int = 500) -> None:
-        """Answer every request of ``job`` with an error (``status`` 4xx/5xx)."""
+    def fail(self, job: LiveBatch, message: str, outcome: str = "error") -> None:
+        """Answer every request of ``job`` with a failure (``outcome``: ``error``,
+        ``bad_input`` or ``unavailable``, see :data:`OUTCOMES`)."""
+        if outcome not in OUTCOMES or outcome == "ok":
+            raise ValueError(f"not a failure outcome: {outcome!r}")
         with self._lock:
             ended = self.core.fail(job, self.now())
-            fired = [self._answer(r, job, message=message, http_status=status) for r in ended]
+            fired = [self._answer(r, job, message=message, outcome=outcome) for r in ended]
         self._fire(fired)
 
     def _answer(
         self, r: Request, job: LiveBatch | None, outputs: Inputs | None = None,
-        message: str = "", http_status: int | None = None,
+        message: str = "", outcome: str | None = None,
     ) -> Ticket:
-        """Under the lock: fill in the ticket of a request the core just ended, record it."""
+        """Under the lock: fill in the ticket of a request the core just ended, record it
+        (``outcome``: the core's status unless a failure names its own)."""
         t: Ticket = r.payload
         t.outputs, t.error = outputs, message
-        t.http_status = http_status if http_status is not None else HTTP_STATUS[r.status]
+        t.outcome = outcome if outcome is not None else r.status
         if job is not None:
             r.batch_size = job.n_rows
         self.metrics.inflight.set(self.core.inflight)
@@ -506,14 +516,14 @@ class Engine:
             time.sleep(0.01)
 
     def close(self, message: str = "server shut down before the request ran") -> None:
-        """Stop: fail whatever is still queued or running (503) and release the executors."""
+        """Stop: fail whatever is still queued or running (``unavailable``) and release the
+        executors."""
         with self._lock:
             now = self.now()
             fired = self._expired(now)
             queued, running = self.core.close(now)
-            fired += [self._answer(m, job, message=message) for m, job in queued]
-            fired += [self._answer(m, job, message=message, http_status=503)
-                      for m, job in running]
+            fired += [self._answer(m, job, message=message, outcome="unavailable")
+                      for m, job in queued + running]
             self._work.notify_all()
             self._reap.notify_all()
         self._fire(fired)

@@ -72,7 +72,8 @@ class _Runner:
                 for sub in self.engine.split(job):
                     self._run_alone(sub)
             else:
-                self.engine.fail(job, f"bad input for {job.model}: {_error_text(exc)}", 400)
+                self.engine.fail(job, f"bad input for {job.model}: {_error_text(exc)}",
+                                 "bad_input")
             return None
         job.work = work
         return work
@@ -85,7 +86,7 @@ class _Runner:
                 self._finish(job, work)
             except Exception as exc:
                 log.exception("%s failed", job.model)
-                self.engine.fail(job, _error_text(exc), 500)
+                self.engine.fail(job, _error_text(exc))
 
     def _finish(self, job: LiveBatch, work: Work) -> None:
         out = work.outputs(work.n)
@@ -162,7 +163,7 @@ class ThreadExecutor(_Runner):
                 self.engine.requeue(job)
         except Exception as exc:
             log.exception("%s failed", job.model)
-            self.engine.fail(job, _error_text(exc), 500)
+            self.engine.fail(job, _error_text(exc))
 
     def join(self, timeout: float = 5.0) -> None:
         end = time.perf_counter() + timeout
@@ -225,7 +226,7 @@ class InlineExecutor(_Runner):
             self._finish(job, work)
         except Exception as exc:
             log.exception("%s failed", job.model)
-            self.engine.fail(job, _error_text(exc), 500)
+            self.engine.fail(job, _error_text(exc))
 
     def info(self) -> list[dict[str, Any]]:
         return [{"worker": i, "task": "inline", "alive": not t.done()}

@@ -237,7 +237,7 @@ class ProcessExecutor:
         if slot.conn is None:
             self._restart(slot, "was missing")
             if slot.conn is None:
-                self.engine.fail(job, f"worker {slot.index} is down", 503)
+                self.engine.fail(job, f"worker {slot.index} is down", "unavailable")
                 return
         conn = slot.conn
         preemptive = self.engine.policy.preemptive
@@ -303,7 +303,7 @@ class ProcessExecutor:
         else:
             message = (f"model '{job.model}': worker {slot.index} (pid {pids}) died running "
                        "this request while the server was stopping")
-        self.engine.fail(job, message, 500)
+        self.engine.fail(job, message)
 
     def _account(self, job: LiveBatch, t0: float, busy: float) -> None:
         ipc = max(0.0, time.perf_counter() - t0 - busy)

@@ -120,7 +120,7 @@ class Watchdog:
             for job in jobs:
                 n = len(job.requests)
                 self.engine.fail(job, f"{message}; answered by the server's watchdog after "
-                                 f"{self.threshold_s:g} s (--watchdog-s)", 500)
+                                 f"{self.threshold_s:g} s (--watchdog-s)")
                 self.engine.metrics.watchdog_stuck.labels(chain.kind).inc(n)
                 done += n
         self.answered += done

@@ -36,7 +36,7 @@ def test_admission_is_bounded_and_refuses_while_draining(eng: Engine) -> None:
         eng.submit("a", ROW)
     with pytest.raises(ServeError) as info:
         eng.submit("a", ROW)
-    assert info.value.status == 503 and info.value.retry_after >= 1
+    assert info.value.outcome == "rejected" and info.value.retry_after >= 1
     job = eng.take(timeout=1)
     assert job is not None and len(job.requests) == 3
     eng.stop_intake()
@@ -49,11 +49,11 @@ def test_admission_is_bounded_and_refuses_while_draining(eng: Engine) -> None:
 def test_a_queued_request_expires_at_its_deadline(eng: Engine) -> None:
     req = eng.submit("a", ROW, timeout_ms=50)
     assert req.payload.wait(5.0), "not expired"
-    assert req.payload.http_status == 504 and req.status == "timeout"
+    assert req.payload.outcome == "timeout" and req.status == "timeout"
     assert eng.queue_len() == 0 and eng.inflight == 0
     with pytest.raises(ServeError) as info:
         eng.submit("a", ROW, timeout_ms=0)
-    assert info.value.status == 504
+    assert info.value.outcome == "timeout"
     rec = eng.trace()[0]
     assert set(RECORD_COLUMNS) <= set(rec) and rec["status"] == "timeout"
 
@@ -116,7 +116,7 @@ def test_close_fails_whatever_is_left(eng: Engine) -> None:
     running = eng.submit("b", ROW)
     eng.take(timeout=1)  # "a" runs ...
     eng.close()
-    assert queued.payload.http_status == 503 and running.payload.http_status == 503
+    assert queued.payload.outcome == "unavailable" and running.payload.outcome == "unavailable"
     assert eng.take(timeout=0.1) is None
 
 
