@@ -50,18 +50,25 @@ def measure_locks(quick: bool = True, variant: str = "full", **over: Any) -> pd.
                 rec = live.drive(srv.url, live.workload(dict.fromkeys(models, 0.5), p["rate"],
                                                         p["seconds"], rep), variant)
                 trace = pd.DataFrame(srv.get("/servelab/trace")[seen:])
-                trace = trace[trace["status"] == "ok"]
-                wait = trace["lock_wait_s"].to_numpy(float)
+                trace = trace[trace["status"] == "ok"] if len(trace) else trace
+                wait = (trace["lock_wait_s"].to_numpy(float) if "lock_wait_s" in trace.columns
+                        else np.array([]))
                 lat = live.ok_latencies(rec).to_numpy(float)
+                errors = rec.loc[rec["status"] != "ok", "error"].dropna()
+                if not len(lat):
+                    lat = np.array([np.nan])  # none answered: NaN figures, the errors say why
                 rows.append({
+                    "errors": int((rec["status"] != "ok").sum()),
+                    "first_error": str(errors.iloc[0]) if len(errors) else "",
                     "mode": mode, "repeat": rep, "rate": p["rate"], "requests": len(trace),
                     "lock_wait_mean_ms": 1000 * float(wait.mean()) if len(wait) else np.nan,
                     "lock_wait_p99_ms": 1000 * float(np.percentile(wait, 99)) if len(wait)
                     else np.nan,
                     "waited_share": float((wait > 1e-4).mean()) if len(wait) else np.nan,
-                    "compute_mean_ms": 1000 * float(trace["compute_s"].mean()),
+                    "compute_mean_ms": 1000 * float(trace["compute_s"].mean())
+                    if len(trace) else np.nan,
                     "p50_ms": 1000 * float(np.median(lat)), "p99_ms": 1000 * float(
-                        np.percentile(lat, 99)), "ok": int(len(lat)),
+                        np.percentile(lat, 99)), "ok": int(np.isfinite(lat).sum()),
                 })
     return pd.DataFrame(rows)
 
