@@ -67,6 +67,52 @@ def test_review_generator_is_seeded() -> None:
     assert a != text.review(np.random.default_rng(4))
 
 
+def test_review_draws_are_numpys() -> None:
+    """The review generator replays a PCG64 generator's random() and integers(n) from its raw
+    output: the same values as NumPy's own calls, and the generator left where those calls
+    would leave it (also with half a 32-bit word buffered before, and for large n, where
+    Lemire's method rejects)."""
+    for seed in range(40):
+        ours, numpys = np.random.default_rng(seed), np.random.default_rng(seed)
+        if seed % 2:
+            ours.integers(5), numpys.integers(5)  # a half word left in the 32-bit buffer
+        assert text.review(ours) == text._review(text._Draws(numpys))
+        assert ours.bit_generator.state == numpys.bit_generator.state
+        assert ours.integers(1000) == numpys.integers(1000) and ours.random() == numpys.random()
+    ours, numpys = np.random.default_rng(7), np.random.default_rng(7)
+    draws = text._Pcg64Draws(ours, block=3)
+    for n in [1, 2, 3, 10, 2**31 + 1, 3_000_000_000, 2**32 - 1, 2**32] * 50:
+        assert draws.integers(n) == int(numpys.integers(n)), n
+        assert draws.random() == numpys.random()
+    draws.close()
+    assert ours.bit_generator.state == numpys.bit_generator.state
+
+
+def test_ascii_word_split_is_the_bert_pipeline() -> None:
+    """word_counts splits printable ASCII itself: exactly BertNormalizer + BertPreTokenizer."""
+    import random
+    import string
+    from collections import Counter
+
+    from tokenizers import Tokenizer, models
+
+    pipe = text._pipeline(Tokenizer(models.WordPiece(unk_token="[UNK]")))
+
+    def bert(s: str) -> list[str]:
+        return [w for w, _ in pipe.pre_tokenizer.pre_tokenize_str(pipe.normalizer.normalize_str(s))]
+
+    rnd = random.Random(0)
+    printable = string.ascii_letters + string.digits + string.punctuation + " "
+    samples = ["".join(rnd.choice(printable) for _ in range(rnd.randint(0, 40)))
+               for _ in range(3000)]
+    samples += list(text.corpus(200))
+    for s in samples:
+        assert text._ASCII_WORDS.findall(s.lower()) == bert(s), s
+    others = ["Déjà vu\tagain", "naïve café", "line\nbreak"]  # through tokenizers itself
+    assert text.word_counts(iter(samples + others)) == Counter(w for s in samples + others
+                                                               for w in bert(s))
+
+
 def test_inflections() -> None:
     assert [text.past(v) for v in ("love", "carry", "watch", "see")] == [
         "loved",
