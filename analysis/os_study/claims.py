@@ -140,6 +140,15 @@ def _get(nums: list[Number], label: str) -> float:
     return math.nan
 
 
+def _no_free_core(df: pd.DataFrame, process_speedup: float) -> str:
+    """When two processes of a GIL-free kernel did not scale, no second core was free."""
+    if not process_speedup < 1.3 or "run_load1_before" not in df.columns:
+        return ""
+    load = max(float(df["run_load1_before"].iloc[0]), float(df["run_load1_after"].iloc[0]))
+    return ("; processes did not scale either: other jobs held the cores (load average "
+            f"{load:.1f}), so this run cannot show what the GIL costs (see section 1)")
+
+
 def _ipc_tail(df: pd.DataFrame) -> str:
     if "ipc_ms" not in df.columns or "processes" not in set(df["setup"]):
         return ""
@@ -207,7 +216,8 @@ def claim(name: str, df: pd.DataFrame) -> str:
                 f"{g(n, 'c-release threads speedup at 2 workers'):.2f}x with threads "
                 f"({g(n, 'c-release processes speedup at 2 workers'):.2f}x with processes); "
                 f"holding the GIL, threads get {g(n, 'c-hold threads speedup at 2 workers'):.2f}x"
-                f" and processes {g(n, 'c-hold processes speedup at 2 workers'):.2f}x.")
+                f" and processes {g(n, 'c-hold processes speedup at 2 workers'):.2f}x"
+                + _no_free_core(df, g(n, "c-release processes speedup at 2 workers")) + ".")
     if name == "sched":
         return (f"At 90% load priority cuts the fast class's mean wait from "
                 f"{g(n, 'fifo fast-class (mobilenet_v2) mean wait'):.0f} to "
