@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from servelab.loadgen.peers import PEERS
 from servelab.loadgen.serve_bench import DEFAULT_SLO_MS, SLO_MS, bench
 from servelab.reproduce import command_line
 from servelab.servers.base import SETUPS
@@ -43,6 +44,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="only start each process pool and report its memory per worker")
     parser.add_argument("--binary", action=argparse.BooleanOptionalAction, default=True,
                         help="binary tensor extension for request bodies (as tritonclient)")
+    parser.add_argument("--peers", action="store_true",
+                        help="only the comparison with other servers: servelab at "
+                        "--peer-config next to each of --peer-names, MobileNetV2, JSON bodies "
+                        "for all, one ladder each")
+    parser.add_argument("--peer-config", default="processes:2:16:5",
+                        help="--peers: servelab's SERVER:WORKERS:MAX_BATCH:TIMEOUT_MS (the "
+                        "batching Ray Serve gets too; default: %(default)s)")
+    parser.add_argument("--peer-names", nargs="+", default=list(PEERS), choices=list(PEERS),
+                        help="--peers: the peers to run (ray-serve needs pip install -e "
+                        "'.[ray]'; skipped with a note without it)")
     parser.add_argument("--out", default=None, help="results root (default: results/)")
     parser.add_argument("--seed", type=int, default=0)
 
@@ -63,6 +74,8 @@ def _print(summary: dict[str, Any], out: Path) -> None:
             p99 = t["p99_ms"] if t["p99_ms"] is not None else float("nan")
             print(f"  {t['config']:42s} {t['max_sustainable_rps']:7.1f} req/s  "
                   f"p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  (1 req: {t['single_request_ms']:.1f} ms)")
+    if summary.get("peers"):
+        print(format_peers(summary["peers"]))
     if summary["memory"]:
         print("\nprocess pools, memory per worker (MiB):")
         for m in summary["memory"]:
@@ -70,6 +83,27 @@ def _print(summary: dict[str, Any], out: Path) -> None:
             pss = ", ".join(f"{x:.0f}" for x in m["worker_pss_mb"])
             print(f"  {m['server']:14s} {m['model']:16s} w{m['workers']}  USS [{uss}]  "
                   f"PSS [{pss}]  zygote USS {m['zygote_uss_mb']:.0f} PSS {m['zygote_pss_mb']:.0f}")
+
+
+def format_peers(rows: list[dict[str, Any]]) -> str:
+    """The --peers table: best rate at p99 <= the SLO and maximum throughput per server."""
+    def num(x: Any, fmt: str) -> str:
+        return "-" if x is None else format(x, fmt)
+
+    slo = rows[0]["slo_ms"] if rows else SLO_MS
+    wc = max(len(f"{r['server']} ({r['config']})") for r in rows)
+    lines = ["\nservelab and its peers, MobileNetV2, JSON bodies, the same open-loop client:",
+             f"  {'server':<{wc}}  {f'best rate at p99 <= {slo:g} ms':>28}  {'max throughput':>15}"]
+    for r in rows:
+        name = f"{r['server']} ({r['config']})"
+        best = (f"{num(r['best_rps'], '.1f')} req/s (p99 {num(r['p99_ms'], '.0f')} ms)"
+                if r["best_rps"] is not None else "never")
+        mx = f"{num(r['max_rps'], '.1f')} req/s" if r["max_rps"] is not None else "-"
+        line = f"  {name:<{wc}}  {best:>28}  {mx:>15}"
+        if r.get("note", "").startswith(("skipped", "failed")):
+            line += f"  {r['note']}"
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -226,7 +226,7 @@ def ladder(server: ServerProcess, model: str, size: int, workers: int, slo_ms: f
     return {"single_request_ms": single * 1000,
             "best": dict(lad.best.extra) if lad.best is not None else None,
             "first_unsustainable_rps": None if math.isnan(bad) else bad,
-            "steps": len(lad.steps), "note": lad.note}
+            "max_rps": lad.capacity, "steps": len(lad.steps), "note": lad.note}
 
 
 def measure_overhead(server: ServerProcess, args: argparse.Namespace,
@@ -277,6 +277,11 @@ def bench(args: argparse.Namespace, command: str) -> tuple[dict[str, Any], Path]
             write_parquet(out / "requests.parquet", pd.concat(records, ignore_index=True))
         write_json(out / "summary.json", summary)
 
+    if args.peers:
+        summary["peers"] = bench_peers(args, logdir, saver, flush)
+        flush()
+        return summary, out
+
     if args.memory_only:
         for label in [s for s in args.servers if "process" in s]:
             for model in args.models:
@@ -323,13 +328,82 @@ def bench(args: argparse.Namespace, command: str) -> tuple[dict[str, Any], Path]
                         "offered_rps": best.get("offered_rps", 0.0),
                         "p50_ms": best.get("p50_ms"), "p99_ms": best.get("p99_ms"),
                         "first_unsustainable_rps": r["first_unsustainable_rps"],
-                        "note": r["note"],
+                        "max_rps": r["max_rps"], "note": r["note"],
                     })
                     if "process" in label:
                         summary["memory"].append(_memory_row(label, model, w, st, args))
                     flush()
     flush()
     return summary, out
+
+
+PEER_MODEL = "mobilenet_v2"
+
+
+def peer_config(text: str) -> tuple[str, int, int, float]:
+    """``SERVER:WORKERS:MAX_BATCH:TIMEOUT_MS`` (``--peer-config``) as its parts."""
+    parts = text.split(":")
+    if len(parts) != 4 or parts[0] not in SETUPS:
+        raise ValueError(f"--peer-config {text!r}: expected SERVER:WORKERS:MAX_BATCH:TIMEOUT_MS "
+                         f"with SERVER one of {', '.join(SETUPS)}")
+    return parts[0], int(parts[1]), int(parts[2]), float(parts[3])
+
+
+def bench_peers(args: argparse.Namespace, logdir: Path, saver: Any, flush: Any
+                ) -> list[dict[str, Any]]:
+    """``--peers``: servelab at ``--peer-config`` and each peer (:mod:`servelab.loadgen.peers`)
+    on MobileNetV2, every one up the same capacity ladder (:func:`ladder`) with the same
+    open-loop client and JSON bodies (the peers parse no binary extension).  One row each:
+    the best rate at p99 <= the SLO and the highest throughput seen; a peer that cannot run
+    here is a row with the reason (and how to install what it lacks)."""
+    from servelab.loadgen.peers import PEERS, missing
+    from servelab.loadgen.peers.launch import PeerProcess
+
+    args = argparse.Namespace(**{**vars(args), "binary": False})
+    label, w, b, t = peer_config(args.peer_config)
+    model, size, slo = PEER_MODEL, default_size(PEER_MODEL), _slo(PEER_MODEL, args)
+    batching = f"batch {b} / {t:g} ms" if b > 1 else "no batching"
+    runs: list[tuple[str, str, Any]] = [(
+        "servelab", f"{label}, {w} workers, {batching}",
+        lambda: ServerProcess(label, model, w, b, t, args, logdir))]
+    flags = ["--variant", args.variant, "--seed", str(args.seed)]
+    described = {"naive-fastapi": "uvicorn, 1 process, a forward pass per request",
+                 "ray-serve": f"{w} replicas, @serve.batch {b} / {t:g} ms"}
+    extra = {"ray-serve": ["--replicas", str(w), "--max-batch", str(b),
+                           "--batch-timeout-ms", f"{t:g}",
+                           "--intra-op-threads", str(args.intra_op_threads)]}
+    for name in args.peer_names:
+        if name not in PEERS:
+            raise ValueError(f"unknown peer {name!r}; valid: {', '.join(PEERS)}")
+        runs.append((name, described.get(name, ""),
+                     functools.partial(PeerProcess, name, flags + extra.get(name, []),
+                                       log=logdir / f"{name}.log")))
+    rows: list[dict[str, Any]] = []
+    for name, config, start in runs:
+        row: dict[str, Any] = {"server": name, "config": config, "model": model, "slo_ms": slo,
+                               "best_rps": None, "p99_ms": None, "max_rps": None}
+        why = missing(name) if name in PEERS else None
+        if why is not None:
+            log.warning("peer %s skipped: %s", name, why)
+            rows.append({**row, "note": f"skipped: {why}"})
+            continue
+        meta = {"kind": "peers", "server": name, "model": model, "workers": w,
+                "max_batch": b, "batch_timeout_ms": t, "config": f"peer-{name}"}
+        log.info("peers: %s (%s)", name, config)
+        try:
+            with start() as srv:
+                r = ladder(srv, model, size, w if name in ("servelab", "ray-serve") else 1,
+                           slo, args, saver(meta))
+        except RuntimeError as exc:
+            log.error("%s: %s", name, exc)
+            rows.append({**row, "note": f"failed: {exc}"})
+            continue
+        best = r.get("best") or {}
+        rows.append({**row, "best_rps": best.get("achieved_rps"), "p99_ms": best.get("p99_ms"),
+                     "max_rps": r["max_rps"], "single_request_ms": r["single_request_ms"],
+                     "note": r["note"]})
+        flush()
+    return rows
 
 
 def _memory_row(label: str, model: str, w: int, st: dict[str, Any],
