@@ -245,8 +245,10 @@ def claim(name: str, df: pd.DataFrame) -> str:
                 f"({m.iloc[-1] / m.iloc[0]:.1f}x): the working set leaving the caches.")
     if name == "affinity":
         t = _med(df, "condition", "p99_ms")
+        m = _med(df, "condition", "p50_ms")
         thr = _med(df, "condition", "throughput")
-        return ("Two workers at a fixed load: p99 "
+        return ("Two workers at a fixed load: p50 "
+                + ", ".join(f"{c} {m[c]:.0f} ms" for c in m) + "; p99 "
                 + ", ".join(f"{c} {t[c]:.0f} ms" for c in t) + "; throughput "
                 + ", ".join(f"{c} {thr[c]:.1f}/s" for c in thr) + ".")
     raise ValueError(f"unknown measurement {name!r}")

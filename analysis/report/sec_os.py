@@ -84,10 +84,11 @@ def _answer(frames: dict[str, pd.DataFrame]) -> str:
     if "ipc" in frames and crossover(frames["ipc"]):
         parts.append(f"shared memory beats a pipe from {size_text(crossover(frames['ipc']) or 0)}")
     if "affinity" in frames:
-        p99 = frames["affinity"].groupby("condition")["p99_ms"].median()
-        parts.append("pinning two workers one per core gave p99 "
-                     f"{p99.get('spread', float('nan')):.0f} ms vs "
-                     f"{p99.get('unpinned', float('nan')):.0f} ms unpinned")
+        p50 = frames["affinity"].groupby("condition")["p50_ms"].median()
+        parts.append("pinning two workers one per core gave p50 "
+                     f"{p50.get('spread', float('nan')):.0f} ms vs "
+                     f"{p50.get('unpinned', float('nan')):.0f} ms unpinned and "
+                     f"{p50.get('same-core', float('nan')):.0f} ms on one core")
     if not parts:
         return "Not measured on this machine (see the notes)."
     return "On this machine " + "; ".join(parts) + "."
