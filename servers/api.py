@@ -29,7 +29,7 @@ import numpy as np
 
 from servelab import __version__
 from servelab.core.requests import Request
-from servelab.servers.engine import Engine, ServeError, Ticket
+from servelab.servers.engine import Engine
 from servelab.servers.metrics import ServerMetrics
 from servelab.servers.oip import (
     HEADER_LENGTH,
@@ -41,6 +41,7 @@ from servelab.servers.oip import (
     model_metadata,
 )
 from servelab.servers.runner import split_rows
+from servelab.servers.tickets import ServeError, Ticket
 from servelab.servers.zoo.base import ZooModel
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ class Pending:
 
 HTTP_FOR = {"ok": 200, "bad_input": 400, "error": 500, "rejected": 503, "unavailable": 503,
             "timeout": 504}
-"""The HTTP status of each engine outcome (``servers.engine.OUTCOMES``)."""
+"""The HTTP status of each engine outcome (``servers.tickets.OUTCOMES``)."""
 
 
 def error_reply(status: int, message: str, retry_after: int | None = None) -> Reply:

@@ -37,7 +37,7 @@ from starlette.requests import ClientDisconnect
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from servelab.servers.api import OipApi, Pending, Reply, error_reply
-from servelab.servers.engine import Ticket
+from servelab.servers.tickets import Ticket
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,10 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from servelab.servers.engine import Engine, LiveBatch
+from servelab.servers.engine import Engine
 from servelab.servers.locks import TrackedLock
 from servelab.servers.runner import Work
+from servelab.servers.tickets import LiveBatch
 from servelab.servers.zoo.base import ZooModel
 
 log = logging.getLogger(__name__)

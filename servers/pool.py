@@ -36,8 +36,9 @@ from multiprocessing import Pipe
 from multiprocessing.connection import Connection
 from typing import Any
 
-from servelab.servers.engine import Engine, LiveBatch
+from servelab.servers.engine import Engine
 from servelab.servers.ipc import ARENA_BYTES, Arena, dumps, loads
+from servelab.servers.tickets import LiveBatch
 from servelab.servers.zoo.base import StageTimes
 from servelab.servers.zygote import recv_json, send_json
 

@@ -103,15 +103,18 @@ def test_live_thread_pool_grows_and_shrinks_in_place() -> None:
         end = time.monotonic() + 10
         while srv.engine.queue_len() < 6 and time.monotonic() < end:
             time.sleep(0.005)
-        t0 = time.monotonic()
         r = httpx.post(f"{srv.url}/servelab/config", json={"workers": 3}, timeout=10)
         assert r.status_code == 200, r.text
         assert r.json()["config"]["workers"] == 3 and _alive(srv.url) == 3
         for t in threads:
             t.join(30)
-        # 6 queued sleeps of 0.3 s on 3 threads: about 0.6 s (1.8 s on one thread).
-        assert statuses == [200] * 7 and time.monotonic() - t0 < 1.5
-        assert len({rec["worker"] for rec in srv.engine.trace()}) == 3
+        assert statuses == [200] * 7
+        recs = srv.engine.trace()
+        assert len({rec["worker"] for rec in recs}) == 3
+        # After the resize three sleeps ran at once (from the trace's intervals, not timing).
+        ends = [(r["start"], 1) for r in recs] + [(r["end"], -1) for r in recs]
+        running = np.cumsum([d for _, d in sorted(ends, key=lambda e: (e[0], e[1]))])
+        assert running.max() == 3  # one thread before the resize: only it could overlap them
         r = httpx.post(f"{srv.url}/servelab/config", json={"workers": 1}, timeout=10)
         assert r.status_code == 200 and r.json()["config"]["workers"] == 1
         end = time.monotonic() + 5

@@ -12,10 +12,11 @@ import torch
 
 from servelab.core.config import ServerConfig
 from servelab.core.requests import RECORD_COLUMNS
-from servelab.servers.engine import Engine, ServeError
+from servelab.servers.engine import Engine
 from servelab.servers.ipc import Arena, dumps, loads
 from servelab.servers.models import get_servable
 from servelab.servers.runner import Work, split_outputs, split_rows
+from servelab.servers.tickets import ServeError
 
 ROW = [{"x": np.zeros((1, 2), np.float32)}]
 

@@ -40,7 +40,8 @@ from servelab.core.profile import CostCurve, Interference, MachineInfo, ModelPro
 from servelab.core.requests import Request
 from servelab.core.scheduling import Batch
 from servelab.core.workload import Arrivals, ArrivalSpec, SizeDist, WorkloadSpec
-from servelab.servers.engine import Engine, ServeError
+from servelab.servers.engine import Engine
+from servelab.servers.tickets import ServeError
 from servelab.servers.zoo.base import StageTimes
 from servelab.sim.cpu import FluidCpu
 from servelab.sim.server import SimServer
