@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from servelab.meta.metrics import TOLERANCE
+from servelab.meta.metrics import TOLERANCE, settled_from
 
 
 def serving_arms(switches: Sequence[Mapping[str, Any]], first: int, times: np.ndarray,
@@ -83,13 +83,9 @@ def live_scores(adaptive: pd.DataFrame, statics: Mapping[int, pd.DataFrame],
         if cols.size == 0 or not math.isfinite(best[k]):
             adapt.append(None)
             continue
-        good = eff[cols] >= (1.0 - tol) * best[k] - 1e-12
-        if not good[-1]:
-            adapt.append(None)
-            continue
-        bad = np.flatnonzero(~good)
-        t_good = starts[cols[0]] if bad.size == 0 else starts[cols[bad[-1] + 1]]
-        adapt.append(float(max(t_good - max(t0, warmup_s), 0.0)))
+        first = settled_from(eff[cols], best[k], tol)
+        adapt.append(None if first is None
+                     else float(max(starts[cols[first]] - max(t0, warmup_s), 0.0)))
     total = float(oracle[ok].sum())
     return {
         "oracle_share": float(got[ok].sum() / total) if total > 0 else math.nan,

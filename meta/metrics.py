@@ -75,6 +75,16 @@ def effective_means(rep: Replay, table: RewardTable, costs: SwitchCosts) -> np.n
     return share * means[old, k] * (1.0 - pen) + (1.0 - share) * means[new, k]
 
 
+def settled_from(values: np.ndarray, target: float, tol: float = TOLERANCE) -> int | None:
+    """The first index from which ``values`` stay within ``tol`` of ``target`` to the end
+    (None: the last one is not): the adaptation rule, in simulation and live."""
+    good = values >= (1.0 - tol) * target - 1e-12
+    if good.size == 0 or not good[-1]:
+        return None
+    bad = np.flatnonzero(~good)
+    return 0 if bad.size == 0 else int(bad[-1]) + 1
+
+
 def adaptation_times(
     rep: Replay, table: RewardTable, costs: SwitchCosts, tol: float = TOLERANCE
 ) -> list[float | None]:
@@ -87,13 +97,8 @@ def adaptation_times(
         if cols.size == 0:
             out.append(None)
             continue
-        good = eff[cols] >= (1.0 - tol) * oracle[k] - 1e-12
-        if not good[-1]:
-            out.append(None)
-            continue
-        bad = np.flatnonzero(~good)
-        first = 0 if bad.size == 0 else int(bad[-1]) + 1
-        out.append(float(first * table.window_s))
+        first = settled_from(eff[cols], oracle[k], tol)
+        out.append(None if first is None else float(first * table.window_s))
     return out
 
 

@@ -34,7 +34,9 @@ def new_run_dir(kind: str, root: Path | None = None) -> Path:
     return path
 
 
-def _atomic_write(path: Path, write: Any) -> None:
+def atomic_write(path: Path, write: Any) -> None:
+    """``write(tmp)`` a temporary file in ``path``'s folder, then rename it to ``path``: a
+    reader never sees half a file (a killed writer leaves none)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -50,7 +52,7 @@ def write_json(path: Path, data: Mapping[str, Any]) -> None:
     def w(tmp: str) -> None:
         Path(tmp).write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
 
-    _atomic_write(Path(path), w)
+    atomic_write(Path(path), w)
 
 
 def _json_default(o: Any) -> Any:
@@ -64,7 +66,7 @@ def _json_default(o: Any) -> Any:
 
 
 def write_parquet(path: Path, df: pd.DataFrame) -> None:
-    _atomic_write(Path(path), lambda tmp: df.to_parquet(tmp, index=False))
+    atomic_write(Path(path), lambda tmp: df.to_parquet(tmp, index=False))
 
 
 def records_frame(records: Iterable[Mapping[str, Any]] | pd.DataFrame) -> pd.DataFrame:

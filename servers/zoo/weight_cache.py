@@ -24,7 +24,6 @@ import hashlib
 import inspect
 import logging
 import os
-import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -99,15 +98,10 @@ def tensors(module: Any) -> dict[str, Any]:
 def _store(module: Any, file: Path) -> None:
     import torch
 
-    file.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=f".{file.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save({k: v.detach() for k, v in tensors(module).items()}, tmp)
-        os.replace(tmp, file)  # atomic: a concurrent builder never sees half a file
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from servelab.results import atomic_write
+
+    values = {k: v.detach() for k, v in tensors(module).items()}
+    atomic_write(file, lambda tmp: torch.save(values, tmp))  # never half a file to a reader
     log.info("%s: cached seeded weights at %s", type(module).__name__, file)
 
 

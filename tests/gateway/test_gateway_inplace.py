@@ -43,31 +43,49 @@ def test_set_policy_moves_every_queued_request_in_arrival_order() -> None:
     assert sched.inflight == 0
 
 
-def test_live_server_switches_scheduler_in_place_without_dropping_requests() -> None:
-    cfg = ServerConfig(concurrency="threads", workers=1, models=("sleep",))
-    srv = make_server(cfg, ServeOptions(port=0, variant="tiny")).start()
-    body, headers = encode_request({"seconds": np.array([[0.05]], np.float32)})
-    statuses: list[int] = []
+class SleepClients:
+    """``n`` clients, each sending one ``seconds`` sleep request to a one-worker thread server;
+    ``queued(k)`` waits until ``k`` of them wait in its queue."""
 
-    def send() -> None:
-        r = httpx.post(f"{srv.url}/v2/models/sleep/infer", content=body, headers=headers,
-                       timeout=30)
-        statuses.append(r.status_code)
+    def __init__(self, srv, n: int, seconds: float) -> None:
+        self.srv, self.statuses = srv, []
+        body, headers = encode_request({"seconds": np.array([[seconds]], np.float32)})
 
-    try:
-        threads = [threading.Thread(target=send) for _ in range(6)]
-        for t in threads:
+        def send() -> None:
+            r = httpx.post(f"{srv.url}/v2/models/sleep/infer", content=body, headers=headers,
+                           timeout=30)
+            self.statuses.append(r.status_code)
+
+        self.threads = [threading.Thread(target=send) for _ in range(n)]
+        for t in self.threads:
             t.start()
+
+    def queued(self, k: int) -> None:
         end = time.monotonic() + 10
-        while srv.engine.queue_len() < 3 and time.monotonic() < end:
+        while self.srv.engine.queue_len() < k and time.monotonic() < end:
             time.sleep(0.005)
-        assert srv.engine.queue_len() >= 3, "requests should be queued behind the one worker"
+        assert self.srv.engine.queue_len() >= k, "requests should be queued behind one worker"
+
+    def join(self) -> list[int]:
+        for t in self.threads:
+            t.join(30)
+        return self.statuses
+
+
+def _one_worker_server():
+    cfg = ServerConfig(concurrency="threads", workers=1, models=("sleep",))
+    return make_server(cfg, ServeOptions(port=0, variant="tiny")).start()
+
+
+def test_live_server_switches_scheduler_in_place_without_dropping_requests() -> None:
+    srv = _one_worker_server()
+    try:
+        clients = SleepClients(srv, 6, 0.05)
+        clients.queued(3)
         r = httpx.post(f"{srv.url}/servelab/config", json={"scheduler": "sjf"}, timeout=10)
         assert r.status_code == 200, r.text
         assert r.json()["config"]["scheduler"] == "sjf"
-        for t in threads:
-            t.join(30)
-        assert statuses == [200] * 6
+        assert clients.join() == [200] * 6
         stats = httpx.get(f"{srv.url}/servelab/stats", timeout=10).json()
         assert stats["config"]["scheduler"] == "sjf"
         bad = httpx.post(f"{srv.url}/servelab/config", json={"max_batch": 4}, timeout=10)
@@ -86,29 +104,15 @@ def _alive(url: str) -> int:
 def test_live_thread_pool_grows_and_shrinks_in_place() -> None:
     """1 -> 3 inference threads while requests queue (they then run three at a time), and
     back to 1 (the extra threads finish their batch and leave); nothing is dropped."""
-    cfg = ServerConfig(concurrency="threads", workers=1, models=("sleep",))
-    srv = make_server(cfg, ServeOptions(port=0, variant="tiny")).start()
+    srv = _one_worker_server()
     body, headers = encode_request({"seconds": np.array([[0.3]], np.float32)})
-    statuses: list[int] = []
-
-    def send() -> None:
-        r = httpx.post(f"{srv.url}/v2/models/sleep/infer", content=body, headers=headers,
-                       timeout=30)
-        statuses.append(r.status_code)
-
     try:
-        threads = [threading.Thread(target=send) for _ in range(7)]
-        for t in threads:
-            t.start()
-        end = time.monotonic() + 10
-        while srv.engine.queue_len() < 6 and time.monotonic() < end:
-            time.sleep(0.005)
+        clients = SleepClients(srv, 7, 0.3)
+        clients.queued(6)
         r = httpx.post(f"{srv.url}/servelab/config", json={"workers": 3}, timeout=10)
         assert r.status_code == 200, r.text
         assert r.json()["config"]["workers"] == 3 and _alive(srv.url) == 3
-        for t in threads:
-            t.join(30)
-        assert statuses == [200] * 7
+        assert clients.join() == [200] * 7
         recs = srv.engine.trace()
         assert len({rec["worker"] for rec in recs}) == 3
         # After the resize three sleeps ran at once (from the trace's intervals, not timing).
