@@ -25,6 +25,11 @@ Modules, one concern each:
   over all post-warm-up samples, status counts, target vs achieved rate, lag and its flag).
 * :mod:`.runner` / :mod:`.commands` — ``servelab load`` (library entry: :func:`run_load`).
 * :mod:`.bench` — ``servelab bench load``: achieved rate and lag against the stub.
+* :mod:`.serve_bench` — ``servelab bench serve``: the live servers' capacity ladders; with
+  ``--peers``, servelab next to the servers of :mod:`.peers` (naive FastAPI + torch, Ray Serve).
+* :mod:`.soak` — ``servelab bench soak``: 2x overload for 10 minutes with a worker killed and a
+  SIGTERM drain; :mod:`.soak_monitor` (RSS of the process tree, the faults), :mod:`.soak_verdict`
+  (the targets from the records), :mod:`.soak_plot` (the figure).
 * :mod:`.stub` — the stub OIP server (delays, a stall window, chosen statuses, and modes
   that stop reading, stop answering, reset or close connections) for tests and the benchmark.
 * :mod:`.closedloop` — a naive closed-loop driver, to show what it misses.

@@ -148,6 +148,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"503 share {v['share_503']:.1%}; not sent (generator behind) {v['not_sent']}; "
           f"in the drain: {v['drain']['ok']} ok, {v['drain']['rejected_503']} x 503, "
           f"{v['drain']['refused']} refused (port closed), {v['drain']['lost']} lost; after exit {v['after_exit']['requests']} (not judged)")
+    if not v["overloaded"]:
+        print(f"note: not an overload -- the server answered ok at {v['goodput_rps']:.1f} of "
+              f"{v['offered_rps']:.1f} req/s offered, so the capacity ({capacity.rps:.1f} req/s, "
+              f"{capacity.source}) was an under-estimate (a busy machine during the ladder?); "
+              "rerun, or give --capacity")
     print(f"{'all targets met' if v['met'] else 'some targets missed'}; wall time "
           f"{summary['wall_s']:.0f} s; figure {out / 'soak.png'}")
     return 1 if args.strict and not v["met"] else 0

@@ -21,7 +21,9 @@ measured against (its rate and p99) and the :class:`Targets` of issue 14:
 
 Requests intended after the server exited (the drain's tail, refused by a closed port) are
 counted apart and judged by nothing.  ``not_sent`` requests (the load generator fell behind)
-are a flaw of the measurement, not of the server: a row of their own.
+are a flaw of the measurement, not of the server: a count of their own; so is ``overloaded``,
+false when the server answered ``ok`` at >= 95 % of the offered rate (the capacity it was
+offered a multiple of was an under-estimate).
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ import pandas as pd
 
 REFUSED = "connect failed"
 """How the load generator's error for a connection the server refused begins."""
+OVERLOADED = 0.95
+"""The soak was an overload when the goodput stayed below this share of the offered rate (else
+the capacity it is a multiple of was an under-estimate: the verdict says so)."""
 KILL_WINDOW_S = 2.0
 """Requests intended this close around the kill count as the kill's (lost or not)."""
 
@@ -262,6 +267,7 @@ def judge(rec: pd.DataFrame, samples: pd.DataFrame, timeline: Timeline, capacity
         "offered_rps": len(soak) / t_end if t_end > 0 else 0.0,
         "goodput_rps": goodput,
         "ok_p99_ms": p99,
+        "overloaded": goodput < OVERLOADED * (len(soak) / t_end if t_end > 0 else 0.0),
         "share_503": n503 / len(sent) if len(sent) else 0.0,
         "statuses": statuses,
         "not_sent": int(soak["status"].eq("not_sent").sum()),

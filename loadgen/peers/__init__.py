@@ -12,6 +12,8 @@ infer endpoint for MobileNetV2 served the way other people serve it.
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 
 PEERS: dict[str, str] = {
     "naive-fastapi": "servelab.loadgen.peers.naive_fastapi",
@@ -19,6 +21,9 @@ PEERS: dict[str, str] = {
 }
 """Peer name -> the module run as ``python -m MODULE --port 0 ...``."""
 NEEDS = {"naive-fastapi": ("fastapi", "uvicorn"), "ray-serve": ("ray",)}
+IMPORTS = {"ray-serve": "ray.serve"}
+"""A module that must import too (``ray`` alone, without Serve's own dependencies such as
+``grpcio``, imports but cannot serve); checked in a subprocess (importing Ray takes seconds)."""
 INSTALL = {"naive-fastapi": "pip install -e .", "ray-serve": "pip install -e '.[ray]'"}
 
 
@@ -30,4 +35,10 @@ def missing(name: str) -> str | None:
     absent = [m for m in NEEDS[name] if importlib.util.find_spec(m) is None]
     if absent:
         return f"{', '.join(absent)} not installed: {INSTALL[name]}"
+    if name in IMPORTS:
+        r = subprocess.run([sys.executable, "-c", f"import {IMPORTS[name]}"],
+                           capture_output=True, text=True, timeout=120)
+        if r.returncode:
+            last = (r.stderr.strip().splitlines() or ["failed"])[-1]
+            return f"{IMPORTS[name]} does not import ({last[:160]}): {INSTALL[name]}"
     return None

@@ -41,5 +41,7 @@ def test_a_missing_peer_says_how_to_install_it(monkeypatch):
                         lambda name: None if name == "ray" else real(name))
     assert peers.missing("ray-serve") == "ray not installed: pip install -e '.[ray]'"
     assert peers.missing("naive-fastapi") is None
+    monkeypatch.setattr(peers, "IMPORTS", {"naive-fastapi": "servelab_no_such_module"})
+    assert peers.missing("naive-fastapi").startswith("servelab_no_such_module does not import")
     with pytest.raises(ValueError, match="unknown peer"):
         peers.missing("triton")

@@ -44,6 +44,7 @@ def test_a_clean_soak_meets_every_target():
     assert abs(v["goodput_rps"] - 100.0) < 1e-9 and abs(v["ok_p99_ms"] - 20.0) < 1e-6
     assert _row(v, "goodput")["margin"].startswith("ahead by 55.0 req/s")
     assert v["lost"] == {"total": 0, "at_kill": 0, "in_drain": 0}
+    assert not v["overloaded"]  # ok at the offered rate: the capacity was an under-estimate
 
 
 def test_each_target_missed_says_by_how_much():
@@ -60,7 +61,7 @@ def test_each_target_missed_says_by_how_much():
     assert "1 connection failures, 1 client timeouts" in _row(v, "not ok = explicit 503")[
         "measured"]
     assert "not replaced" in _row(v, "no crash")["margin"]
-    assert v["lost"] == {"total": 2, "at_kill": 2, "in_drain": 0}
+    assert v["lost"] == {"total": 2, "at_kill": 2, "in_drain": 0} and v["overloaded"]
 
 
 def test_a_port_closed_in_the_drain_is_refused_not_lost():
