@@ -150,9 +150,10 @@ def run(args: argparse.Namespace) -> int:
           f"{v['drain']['refused']} refused (port closed), {v['drain']['lost']} lost; after exit {v['after_exit']['requests']} (not judged)")
     if not v["overloaded"]:
         print(f"note: not an overload -- the server answered ok at {v['goodput_rps']:.1f} of "
-              f"{v['offered_rps']:.1f} req/s offered, so the capacity ({capacity.rps:.1f} req/s, "
-              f"{capacity.source}) was an under-estimate (a busy machine during the ladder?); "
-              "rerun, or give --capacity")
+              f"{v['offered_rps']:.1f} req/s offered: its throughput limit is above "
+              f"{plan.overload:g}x its capacity at p99 <= {eff.slo_ms:g} ms ({capacity.rps:.1f} "
+              "req/s; batching trades latency for throughput, or the ladder ran on a busy "
+              "machine); raise --overload or give --capacity to push it past")
     print(f"{'all targets met' if v['met'] else 'some targets missed'}; wall time "
           f"{summary['wall_s']:.0f} s; figure {out / 'soak.png'}")
     return 1 if args.strict and not v["met"] else 0

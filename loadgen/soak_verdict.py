@@ -22,8 +22,8 @@ measured against (its rate and p99) and the :class:`Targets` of issue 14:
 Requests intended after the server exited (the drain's tail, refused by a closed port) are
 counted apart and judged by nothing.  ``not_sent`` requests (the load generator fell behind)
 are a flaw of the measurement, not of the server: a count of their own; so is ``overloaded``,
-false when the server answered ``ok`` at >= 95 % of the offered rate (the capacity it was
-offered a multiple of was an under-estimate).
+false when the server answered ``ok`` at >= 95 % of the offered rate (its throughput limit is
+above the overload: the capacity at the SLO can be far below it with batching).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ REFUSED = "connect failed"
 """How the load generator's error for a connection the server refused begins."""
 OVERLOADED = 0.95
 """The soak was an overload when the goodput stayed below this share of the offered rate (else
-the capacity it is a multiple of was an under-estimate: the verdict says so)."""
+the verdict says it was none)."""
 KILL_WINDOW_S = 2.0
 """Requests intended this close around the kill count as the kill's (lost or not)."""
 
