@@ -342,7 +342,8 @@ def build(ctx: Context) -> Section:
             f"{', '.join(map(str, plan.live_workers))} ...")
     live = ctx.cached("gil-live", lambda: live_grid(plan, sim, ctx.variant, ctx.log),
                       {**meta, "sim": float(sim.throughput.sum().round(3))})
-    ctx.log("  kernel study (LSTM forward pass, 4 kernels x threads/processes x 1-8) ...")
+    ctx.log(f"  kernel study (LSTM forward pass: {', '.join(plan.kernel_variants)} x threads/"
+            "processes x 1-8) ...")
     kern = ctx.cached("gil-kernels", lambda: kernel_study(plan, ctx.variant), meta)
     med = medians(pd.concat([sim, live], ignore_index=True))
 

@@ -76,6 +76,7 @@ class Context:
         one, read the stored Parquet.  ``meta`` holds whatever must match for the cache to be
         valid (the profile's name, the sizes of a grid)."""
         key = {"name": name, "quick": self.quick, "variant": self.variant, **(meta or {})}
+        key = json.loads(json.dumps(key, default=str))  # as stored: tuples become lists
         stem = name + ("-quick" if self.quick else "") + ("" if self.variant == "full"
                                                           else f"-{self.variant}")
         data, info = self.cache / f"{stem}.parquet", self.cache / f"{stem}.json"

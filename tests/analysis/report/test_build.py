@@ -120,3 +120,18 @@ def test_make_report_with_explicit_specs(tmp_path: Path) -> None:
     res = make_report(opts, lambda s: None, specs=[fake_spec("a", 1), fake_spec("b", 2)],
                       machine=MACHINE)
     assert [o.key for o in res.outcomes] == ["b"] and res.failed == []
+
+
+def test_the_cache_hits_with_tuples_in_its_key(tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path / "r")
+    calls: list[int] = []
+
+    def compute() -> pd.DataFrame:
+        calls.append(1)
+        return pd.DataFrame({"x": [1.0]})
+
+    for _ in range(2):
+        df = ctx.cached("thing", compute, {"plan": {"loads": (0.5, 0.8)}, "profile": "abc"})
+    assert calls == [1] and df.x.tolist() == [1.0]
+    ctx.cached("thing", compute, {"plan": {"loads": (0.5, 0.95)}, "profile": "abc"})
+    assert calls == [1, 1]  # another key: computed again
