@@ -413,6 +413,7 @@ def build(ctx: Context) -> Section:
         return f"from N={c}" if c is not None else f"never up to N={top}"
 
     n_k = min(cores, max(WORKERS))
+    busy = float(kern["others_cores"].median()) if "others_cores" in kern else 0.0
     answer = (
         "Processes out-serve threads (capacity >= " f"{CROSS:g}x) " + "; ".join(
             f"for {SHORT[m]} {when(m, 'sim')} in simulation"
@@ -420,7 +421,9 @@ def build(ctx: Context) -> Section:
             for m in MODELS)
         + f"; on the C kernels at N={n_k} threads reach {kget['c-release']:.2f}x processes' "
         f"throughput when the kernel releases the GIL vs {kget['c-hold']:.2f}x when it holds it, "
-        f"measured at a median load average of {la:.1f} on {cores} cores.")
+        f"measured at a median load average of {la:.1f} on {cores} cores"
+        + (f" (other jobs held a median {busy:.1f} of the {cores} cores during the kernel "
+           "points, so that comparison is not conclusive here)" if busy > 0.5 else "") + ".")
     table = Table("gil-crossover", pd.DataFrame([
         {"model": m, "crossover_sim": cross[m]["sim"], "crossover_live": cross[m]["live"],
          "procs_over_threads_N2_sim": r2[m]["sim"], "procs_over_threads_N2_live": r2[m]["live"]}

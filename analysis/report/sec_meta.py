@@ -305,7 +305,9 @@ def build(ctx: Context) -> Section:
                            ["workload", "policy", "t0", "label", "oracle_label"]],
                        f"Adaptation of {best} (seconds after each shift until its arm is within 5% "
                        "of the phase oracle for good): " + "; ".join(
-                           f"{w}: {a}" for w, a in adapt.items()) + ".", eval_cmd, None, None))
+                           f"{w}: " + ", ".join(f"shift {i} {x}{'' if x == 'never' else ' s'}"
+                                                for i, x in enumerate(str(a).split(), 1))
+                           for w, a in adapt.items()) + ".", eval_cmd, None, None))
 
     a_row = table[table.kind == "adaptive"].iloc[0]
     static = table[table.kind == "static"]

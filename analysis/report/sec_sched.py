@@ -267,11 +267,16 @@ def build(ctx: Context) -> Section:
     waits = pd.concat([w for w in (sim_waits, live_waits) if len(w)], ignore_index=True)
     png = ctx.figure_path("sched-ccdf")
     plot_waits(waits, png, "threads")
+    thr = waits[(waits.concurrency == "threads") & np.isclose(waits["load"], f_at)]
+    p99 = thr.groupby(["policy", "source"])["wait"].quantile(0.99).unstack("source") * 1e3
+    p99_txt = ", ".join(
+        f"{p} {r.get('sim', math.nan):.0f}" + (f"/{r['live']:.0f}" if math.isfinite(
+            r.get("live", math.nan)) else "") for p, r in p99.iterrows())
     figs.append(Figure("sched-ccdf", png, waits.groupby(
         ["source", "concurrency", "load", "policy", "model"], as_index=False)["wait"].describe(
-            percentiles=[0.5, 0.9, 0.99]), "Waiting-time distributions per policy (threads; "
-        "simulated top, live bottom): SJF and Priority shorten the body, MLFQ and SJF lengthen "
-        "the slow class's tail.", cmd, None, None))
+            percentiles=[0.5, 0.9, 0.99]),
+        f"Waiting-time distributions per policy on threads x2: p99 wait at {f_at:.0%} load "
+        f"(ms, simulated/live) {p99_txt}.", cmd, None, None))
 
     cols = ["source", "concurrency", "load", "policy", "rate", "throughput", "wait_mean",
             "wait_p99", "jain", "starved_class", "starved_max_wait"]
