@@ -109,7 +109,7 @@ figcaption{font-size:.92em;margin-top:.6em}figcaption p{margin:.25em 0}
 code{background:#f4f4f4;padding:1px 4px;border-radius:3px;font-size:.9em;word-break:break-all}
 table{border-collapse:collapse;font-size:.82em;margin:.6em 0;display:block;overflow-x:auto}
 td,th{border:1px solid #ddd;padding:2px 6px;text-align:right;white-space:nowrap}
-th{background:#f4f4f4}nav ol{padding-left:1.4em}nav li{margin:.15em 0}.more{font-size:.85em}
+th{background:#f4f4f4}nav ol{padding-left:1.4em;list-style:none}nav li{margin:.15em 0}.more{font-size:.85em}
 """
 
 
@@ -224,10 +224,17 @@ def render(out: Path, outcomes: Sequence[Outcome], info: ReportInfo) -> dict[str
         toc.append(f"<li><a href='#{sid}'>{o.order}. {html.escape(o.title)}</a>{mark}"
                    + (f"<ol>{''.join(sub)}</ol>" if sub else "") + "</li>")
         sections.append(entry)
+    built_s = sum(o.seconds for o in outcomes)
+    reused = any(o.status == "reused" for o in outcomes)
+    if reused:
+        md.insert(len(head_md) - 1, f"**Build time:** the sections' own build times add up "
+                  f"to {fmt_s(built_s)} (some reused from an earlier build)")
     notes_html = "".join(f"<p class='note'>{html.escape(n)}</p>" for n in info.notes)
     title = f"servelab report{' (quick)' if info.quick else ''}"
     started = html.escape(info.started_at) + (
-        f"; wall time {fmt_s(info.wall_s)}" if math.isfinite(info.wall_s) else "")
+        f"; wall time {fmt_s(info.wall_s)}" if math.isfinite(info.wall_s) else "") + (
+        f"; the sections' own build times add up to {fmt_s(built_s)} (some reused from an "
+        "earlier build)" if reused else "")
     page = (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>{title}</title><style>{CSS}</style></head><body>"
@@ -249,7 +256,8 @@ def render(out: Path, outcomes: Sequence[Outcome], info: ReportInfo) -> dict[str
         "answers": {e["key"]: e["answer"] for e in sections},
         "failed": [e["key"] for e in sections if e["status"] == "failed"],
         "commands": list(dict.fromkeys(commands)),
-        "timing": {"wall_s": info.wall_s,
+        "timing": {"wall_s": info.wall_s, "sections_total_s": built_s,
+                   "reused": [o.key for o in outcomes if o.status == "reused"],
                    "sections_s": {e["key"]: e["seconds"] for e in sections}},
     }
     write_json(out / "summary.json", summary)

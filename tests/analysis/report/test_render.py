@@ -70,3 +70,14 @@ def test_markdown_data_and_summary(tmp_path: Path) -> None:
 def test_machine_line_without_load() -> None:
     line = machine_line({"cpu_model": "X", "cores": 2, "logical_cpus": 4})
     assert line.startswith("X, 2 usable cores of 4 logical")
+
+
+def test_a_resumed_report_says_what_its_sections_took(tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    build_sections([fake_spec("a", 1)], make_ctx(out))
+    outcomes = build_sections([fake_spec("a", 1), fake_spec("b", 2)], make_ctx(out), resume=True)
+    s = render(out, outcomes, ReportInfo(command="c", machine=MACHINE, profile="p", quick=True,
+                                         variant="full", wall_s=3.0))
+    assert s["timing"]["reused"] == ["a"] and "sections' own build times add up" in \
+        (out / "report.html").read_text()
+    assert "**Build time:**" in (out / "report.md").read_text()
