@@ -20,6 +20,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/servelab demo
 	$(BIN)/servelab demo --adaptive
+	$(BIN)/servelab report --quick
 
 test: $(STAMP)
 	$(BIN)/ruff check .
