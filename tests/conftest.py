@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
+from pathlib import Path
 
 _CACHE: list[str] = []
+sys.path.insert(0, str(Path(__file__).parent))  # shared test helpers: chromium_driver
 
 
 def pytest_configure(config: object) -> None:
