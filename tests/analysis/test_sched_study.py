@@ -99,11 +99,14 @@ def test_live_engine_orders_by_the_learned_predictor(tmp_path):
     from servelab.servers.base import ServeOptions, make_predictor
     from servelab.servers.engine import Engine
 
-    pred = P.train(P.synthetic_traces(6000, seed=1), seed=0)
-    path = tmp_path / "p.joblib"
-    core_learned.save(pred, path)
-    config = ServerConfig(scheduler="sjf", workers=2, queue_capacity=16)
-    learned = make_predictor(str(path), config)
+    # One OpenMP thread, as the other tests that train here: on a busy 2-core machine the
+    # boosting's OpenMP barriers spin (54 s in one suite run; 2-3 s on one thread).
+    with threadpool_limits(1):
+        pred = P.train(P.synthetic_traces(6000, seed=1), seed=0)
+        path = tmp_path / "p.joblib"
+        core_learned.save(pred, path)
+        config = ServerConfig(scheduler="sjf", workers=2, queue_capacity=16)
+        learned = make_predictor(str(path), config)
     assert learned.context.workers == 2 and learned._tables  # tables built before serving
     eng = Engine(config, predictor=learned, sample_cpu=False)
     eng.cpu = types.SimpleNamespace(value=70.0, close=lambda: None)  # a CPU sample, in percent
