@@ -85,18 +85,36 @@ def capacity(profile: Profile, mix: Mapping[str, float], scale: float, overhead:
     return profile.machine.cores / max(cost * overhead, 1e-6)
 
 
+def scaled_size(model: str, scale: float) -> SizeDist | None:
+    """``model``'s default input-size distribution with sizes times ``scale`` (None: it has no
+    size to scale — MobileNetV2's CIFAR images are 32x32 whatever the traffic)."""
+    d = DEFAULT_SIZES.get(model)
+    if d is None or d.kind == "fixed":
+        return None
+    if d.kind == "lognormal":
+        return replace(d, median=max(d.median * scale, float(d.min)))
+    if d.kind == "choice":
+        return replace(d, values=tuple(int(min(max(v * scale, 8), 2000)) for v in d.values))
+    return None
+
+
 def _sizes(scale: float, models: Sequence[str]) -> dict[str, SizeDist]:
-    out: dict[str, SizeDist] = {}
-    for m in models:
-        d = DEFAULT_SIZES.get(m)
-        if d is None or m == "mobilenet_v2":
-            continue  # CIFAR images are 32x32 whatever the traffic
-        if d.kind == "lognormal":
-            out[m] = replace(d, median=max(d.median * scale, float(d.min)))
-        elif d.kind == "choice":
-            vals = tuple(int(min(max(v * scale, 8), 2000)) for v in d.values)
-            out[m] = replace(d, values=vals)
-    return out
+    scaled = {m: scaled_size(m, scale) for m in models}
+    return {m: d for m, d in scaled.items() if d is not None}
+
+
+def random_mix(rng: np.random.Generator, models: Sequence[str], single_model: float,
+               mix_alpha: float) -> dict[str, float]:
+    """One model alone (with probability ``single_model``), else a Dirichlet(``mix_alpha``)
+    mix of 2..all of ``models`` (shares under 2% dropped)."""
+    if rng.random() < single_model or len(models) == 1:
+        return {models[int(rng.integers(len(models)))]: 1.0}
+    k = int(rng.integers(2, len(models) + 1))
+    chosen = rng.choice(len(models), size=k, replace=False)
+    w = rng.dirichlet([mix_alpha] * k)
+    mix = {models[int(i)]: round(float(x), 3) for i, x in zip(chosen, w, strict=True)
+           if x >= 0.02}
+    return mix or {models[int(chosen[0])]: 1.0}
 
 
 def random_workload(
@@ -109,16 +127,7 @@ def random_workload(
     n_phases = int(rng.integers(ranges.phases[0], ranges.phases[1] + 1))
     phases = []
     for _ in range(n_phases):
-        if rng.random() < ranges.single_model or len(models) == 1:
-            mix = {models[int(rng.integers(len(models)))]: 1.0}
-        else:
-            k = int(rng.integers(2, len(models) + 1))
-            chosen = rng.choice(len(models), size=k, replace=False)
-            w = rng.dirichlet([ranges.mix_alpha] * k)
-            mix = {models[int(i)]: round(float(x), 3) for i, x in zip(chosen, w, strict=True)
-                   if x >= 0.02}
-            if not mix:
-                mix = {models[int(chosen[0])]: 1.0}
+        mix = random_mix(rng, models, ranges.single_model, ranges.mix_alpha)
         scale = float(np.exp(rng.uniform(*np.log(ranges.size_scale))))
         load = float(np.exp(rng.uniform(*np.log(ranges.load))))
         rate = max(load * capacity(profile, mix, scale, ranges.overhead), 0.5)

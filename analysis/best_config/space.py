@@ -15,7 +15,7 @@ idle to overloaded.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -26,7 +26,7 @@ from servelab.core.profile import Profile
 from servelab.core.profile_parts import setup_name
 from servelab.core.workload import DEFAULT_SIZES, ArrivalSpec, SizeDist, WorkloadSpec
 from servelab.meta.arms import DEFAULT_SPACE, product
-from servelab.meta.train import capacity
+from servelab.meta.train import capacity, random_mix, scaled_size
 
 EXTRA_SPACE: tuple[dict[str, Any], ...] = (
     {"concurrency": ["threads"], "workers": [1]},
@@ -99,29 +99,9 @@ def bursty_arrival(rate: float, burst: float) -> ArrivalSpec:
                        mean_high_s=HIGH_S, mean_low_s=LOW_S)
 
 
-def scaled_size(model: str, scale: float) -> SizeDist | None:
-    """``model``'s default input-size distribution with sizes times ``scale`` (None: it has no
-    size to scale — MobileNetV2's CIFAR images, a model without a default)."""
-    d = DEFAULT_SIZES.get(model)
-    if d is None or d.kind == "fixed":
-        return None
-    if d.kind == "lognormal":
-        return replace(d, median=max(d.median * scale, float(d.min)))
-    if d.kind == "choice":
-        return replace(d, values=tuple(int(min(max(v * scale, 8), 2000)) for v in d.values))
-    return None
-
-
 def random_workload(rng: np.random.Generator, profile: Profile, draw: Draw, name: str,
                     models: Sequence[str]) -> WorkloadSpec:
-    if rng.random() < draw.single_model or len(models) == 1:
-        mix = {models[int(rng.integers(len(models)))]: 1.0}
-    else:
-        k = int(rng.integers(2, len(models) + 1))
-        chosen = rng.choice(len(models), size=k, replace=False)
-        w = rng.dirichlet([draw.mix_alpha] * k)
-        mix = {models[int(i)]: round(float(x), 3) for i, x in zip(chosen, w, strict=True)
-               if x >= 0.02} or {models[int(chosen[0])]: 1.0}
+    mix = random_mix(rng, models, draw.single_model, draw.mix_alpha)
     sizes: dict[str, SizeDist] = {}
     for m in mix:
         d = scaled_size(m, float(np.exp(rng.uniform(*np.log(draw.size_scale)))))
