@@ -48,6 +48,13 @@ def atomic_write(path: Path, write: Any) -> None:
         raise
 
 
+def save_figure(fig: Any, path: Path, dpi: int = 110) -> Path:
+    """A matplotlib figure as an image at ``path`` (format from its suffix), atomically."""
+    path = Path(path)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".")))
+    return path
+
+
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
     def w(tmp: str) -> None:
         Path(tmp).write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
