@@ -39,6 +39,15 @@ def serving_arms(switches: Sequence[Mapping[str, Any]], first: int, times: np.nd
     return out
 
 
+def _phases(windows: pd.DataFrame, phase_starts: Sequence[float], warmup_s: float,
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each window's start, phase index and whether it is past the warm-up."""
+    starts = windows["t0"].to_numpy(dtype=float)
+    phase = np.searchsorted(np.asarray(phase_starts, dtype=float), starts + 1e-9,
+                            side="right") - 1
+    return starts, np.clip(phase, 0, len(phase_starts) - 1), starts >= warmup_s - 1e-9
+
+
 def live_scores(adaptive: pd.DataFrame, statics: Mapping[int, pd.DataFrame],
                 switches: Sequence[Mapping[str, Any]], first_arm: int,
                 phase_starts: Sequence[float], window_s: float, warmup_s: float = 0.0,
@@ -46,21 +55,12 @@ def live_scores(adaptive: pd.DataFrame, statics: Mapping[int, pd.DataFrame],
     """Oracle share and adaptation times from window frames (``t0``, ``norm`` per window:
     :func:`servelab.analysis.adaptive_demo.window_frame`): the adaptive run's, and each arm's
     static run keyed by its index in the adaptive run's arm list."""
-    starts = adaptive["t0"].to_numpy(dtype=float)
-    keep = starts >= warmup_s - 1e-9
-    phase = np.searchsorted(np.asarray(phase_starts, dtype=float), starts + 1e-9,
-                            side="right") - 1
-    phase = np.clip(phase, 0, len(phase_starts) - 1)
+    starts, phase, keep = _phases(adaptive, phase_starts, warmup_s)
     arms = sorted(statics)
     means = np.full((max(arms, default=-1) + 1, len(phase_starts)), math.nan)
     for a in arms:
-        s = statics[a]
-        s_starts = s["t0"].to_numpy(dtype=float)
-        s_phase = np.clip(np.searchsorted(np.asarray(phase_starts, dtype=float),
-                                          s_starts + 1e-9, side="right") - 1,
-                          0, len(phase_starts) - 1)
-        s_keep = s_starts >= warmup_s - 1e-9
-        norm = s["norm"].to_numpy(dtype=float)
+        _, s_phase, s_keep = _phases(statics[a], phase_starts, warmup_s)
+        norm = statics[a]["norm"].to_numpy(dtype=float)
         for k in range(len(phase_starts)):
             sel = s_keep & (s_phase == k)
             if sel.any():
@@ -75,8 +75,8 @@ def live_scores(adaptive: pd.DataFrame, statics: Mapping[int, pd.DataFrame],
     served = serving_arms(switches, first_arm, starts + window_s / 2)
     eff = np.array([means[a, k] if 0 <= a < len(means) else math.nan
                     for a, k in zip(served, phase, strict=True)])
-    static_means = {a: float(np.nansum(np.where(ok, means[a, phase], 0.0))) for a in arms}
-    best_static = max(static_means, key=lambda a: static_means[a]) if arms else -1
+    static_sums = {a: float(np.nansum(np.where(ok, means[a, phase], 0.0))) for a in arms}
+    best_static = max(static_sums, key=lambda a: static_sums[a]) if arms else -1
     adapt: list[float | None] = []
     for k, t0 in enumerate(phase_starts):
         cols = np.flatnonzero(keep & (phase == k))
@@ -89,8 +89,8 @@ def live_scores(adaptive: pd.DataFrame, statics: Mapping[int, pd.DataFrame],
     total = float(oracle[ok].sum())
     return {
         "oracle_share": float(got[ok].sum() / total) if total > 0 else math.nan,
-        "best_static_share": (float(got[ok].sum() / static_means[best_static])
-                              if arms and static_means[best_static] > 0 else math.nan),
+        "best_static_share": (float(got[ok].sum() / static_sums[best_static])
+                              if arms and static_sums[best_static] > 0 else math.nan),
         "best_static_arm": best_static,
         "oracle_arms": best_arm,
         "phase_means": means.tolist(),
