@@ -171,10 +171,7 @@ class RequestParser:
                 if size < 0:
                     raise ValueError("bad chunk size", 400)
                 if size == 0:
-                    trailer = self.buf.find(b"\r\n\r\n", end)
-                    if self.buf[end:end + 4] == b"\r\n\r\n" or trailer == end:
-                        del self.buf[:end + 4]
-                        return True
+                    trailer = self.buf.find(b"\r\n\r\n", end)  # == end: no trailer fields
                     if trailer < 0:
                         if len(self.buf) > MAX_HEAD:
                             raise ValueError("chunked trailer too large", 400)
