@@ -8,10 +8,11 @@ same vocabulary size and tokenizer.
 
 Requests are raw text (OIP ``BYTES``).  Tokenizing is part of :meth:`DistilBertModel.preprocess`,
 so it is counted in each request's CPU work: WordPiece over the offline vocabulary of
-:mod:`servelab.servers.zoo.text`, ``[CLS] ... [SEP]``, truncation to 512 tokens, right-padding to
-the longest sequence in the batch with an attention mask.  Texts are tokenized one at a time with
-``Tokenizer.encode`` (never ``encode_batch``, whose Rust thread pool would add threads that the
-experiment did not ask for).
+:mod:`servelab.servers.zoo.wordpiece`, ``[CLS] ... [SEP]``, truncation to 512 tokens,
+right-padding to the longest sequence in the batch with an attention mask.  Texts are tokenized
+one at a time with ``Tokenizer.encode`` (never ``encode_batch``, whose Rust thread pool would add
+threads that the experiment did not ask for).  :meth:`DistilBertModel.make_input` writes
+synthetic reviews (:mod:`servelab.servers.zoo.reviews`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from servelab.servers.zoo import text
+from servelab.servers.zoo import reviews, wordpiece
 from servelab.servers.zoo.base import (
     Inputs,
     TensorSpec,
@@ -76,13 +77,13 @@ class DistilBertModel(ZooModel):
     size_unit = "words"
     default_size = 128
 
-    max_length = text.MAX_LENGTH
+    max_length = wordpiece.MAX_LENGTH
 
     @property
     def config_kwargs(self) -> dict[str, Any]:
         """``DistilBertConfig`` arguments for this variant."""
         dims = FULL_CONFIG if self.variant == "full" else TINY_CONFIG
-        return {**dims, "num_labels": NUM_LABELS, "pad_token_id": text.PAD_ID}
+        return {**dims, "num_labels": NUM_LABELS, "pad_token_id": wordpiece.PAD_ID}
 
     def build(self) -> Any:
         from transformers import DistilBertConfig, DistilBertForSequenceClassification
@@ -91,12 +92,13 @@ class DistilBertModel(ZooModel):
 
     @property
     def tokenizer(self) -> Any:
-        return text.load_tokenizer(text.VOCAB_FILE, self.max_length)
+        return wordpiece.load_tokenizer(wordpiece.VOCAB_FILE, self.max_length)
 
     # -- request path ---------------------------------------------------------------------------
     def make_input(self, size: int | None, rng: np.random.Generator) -> Inputs:
         n_words = self.default_size if size is None else size
-        return {"text": np.array([text.review_text(n_words, rng).encode("utf-8")], dtype=object)}
+        words = reviews.review_text(n_words, rng)
+        return {"text": np.array([words.encode("utf-8")], dtype=object)}
 
     def input_size(self, inputs: Inputs) -> int:
         return len(_as_str(np.asarray(inputs["text"], dtype=object).reshape(-1)[0]).split())
@@ -108,7 +110,7 @@ class DistilBertModel(ZooModel):
         tokenizer = self.tokenizer
         encodings = [tokenizer.encode(t).ids for t in texts]
         length = max(len(ids) for ids in encodings)
-        input_ids = np.full((len(encodings), length), text.PAD_ID, dtype=np.int64)
+        input_ids = np.full((len(encodings), length), wordpiece.PAD_ID, dtype=np.int64)
         mask = np.zeros((len(encodings), length), dtype=np.int64)
         for i, ids in enumerate(encodings):
             input_ids[i, : len(ids)] = ids
