@@ -53,7 +53,7 @@ def live_scores(adaptive: pd.DataFrame, statics: Mapping[int, pd.DataFrame],
                 phase_starts: Sequence[float], window_s: float, warmup_s: float = 0.0,
                 tol: float = TOLERANCE) -> dict[str, Any]:
     """Oracle share and adaptation times from window frames (``t0``, ``norm`` per window:
-    :func:`servelab.analysis.adaptive_demo.window_frame`): the adaptive run's, and each arm's
+    :func:`servelab.analysis.adaptive_scores.window_frame`): the adaptive run's, and each arm's
     static run keyed by its index in the adaptive run's arm list."""
     starts, phase, keep = _phases(adaptive, phase_starts, warmup_s)
     arms = sorted(statics)

@@ -116,7 +116,7 @@ def demo_command(plan: Plan, ctx: Context) -> str:
 def live_windows(folder: Path) -> pd.DataFrame:
     import json
 
-    from servelab.analysis.adaptive_demo import window_frame
+    from servelab.analysis.adaptive_scores import window_frame
     from servelab.core.workload import WorkloadSpec
 
     summary = json.loads((folder / "summary.json").read_text())
