@@ -67,9 +67,9 @@ def workload(model: str, rate: float, duration: float, warmup: float, seed: int)
 
 
 def _summary(records: pd.DataFrame, spec: WorkloadSpec) -> dict[str, Any]:
-    from servelab.sim.run import summarize
+    from servelab.summary import Window, summarize
 
-    return summarize(records, spec)
+    return summarize(records, Window.of(spec)).to_dict()
 
 
 def live_run(url: str, spec: WorkloadSpec, config_id: str) -> dict[str, Any]:

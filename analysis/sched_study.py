@@ -359,7 +359,8 @@ def live_phase1(
         rec, client = live_cell(srv, wl, config_id)
         s = cell_metrics(rec, wl.warmup_s, wl.total_duration, spec.models)
         traces.append(rec.assign(step=k, rate=rate))
-        not_sent = client["counts"].get("not_sent", 0) / max(client["requests"], 1)
+        gen = client["generator"]
+        not_sent = gen["counts"]["not_sent"] / max(gen["scheduled"], 1)
         steps.append({"rate": rate, "throughput": s["throughput"], "wait_mean": s["wait_mean"],
                       "not_sent": not_sent})
         log.info("phase 1: %.1f req/s offered -> %.1f completed, mean wait %.0f ms",
@@ -460,18 +461,18 @@ def run_live(
                     rec, client = live_cell(srv, wl, cfg.config_id)
                     rec = rec.assign(concurrency=conc, load=load, policy=policy)
                     recs.append(rec)
-                    lat = client["latency_ms"]["overall"]
+                    lat, gen = client["latency_s"], client["generator"]
                     rows.append({
                         "source": "live", "concurrency": conc, "load": load, "rate": rate,
                         "capacity": p1.capacity, "policy": policy,
                         **cell_metrics(rec, warmup, duration, spec.models),
                         "preemptions": int(rec.loc[rec["enqueue"] >= warmup, "preemptions"]
                                            .sum()) if "preemptions" in rec else 0,
-                        "client_p50_ms": lat.get("p50", math.nan),
-                        "client_p99_ms": lat.get("p99", math.nan),
-                        "client_not_sent": client["counts"].get("not_sent", 0),
-                        "client_timeout": client["counts"].get("timeout", 0),
-                        "lag_p99_ms": client["lag_ms"].get("p99", math.nan),
+                        "client_p50_ms": lat["p50"] * 1e3,
+                        "client_p99_ms": lat["p99"] * 1e3,
+                        "client_not_sent": gen["counts"]["not_sent"],
+                        "client_timeout": gen["counts"]["timeout"],
+                        "lag_p99_ms": gen["lag_s"]["p99"] * 1e3,
                         "wall_s": time.perf_counter() - t,
                     })
                     waits.append(wait_rows(rec, warmup, source="live", concurrency=conc,

@@ -14,6 +14,7 @@ leg's records), and the line that reproduces them.
 from __future__ import annotations
 
 import json
+import math
 import shlex
 import subprocess
 import sys
@@ -88,16 +89,15 @@ def _leg(target: str, spec: WorkloadSpec, rate: float, cfg: BenchGatewayConfig,
     load = LoadConfig(target=target, rate=rate, duration=cfg.duration, warmup=cfg.warmup,
                       out=str(out), progress=False)
     s = run_load(load, spec=spec, make_input=servable_make_input(cfg.variant)).summary
-    lat = s["latency_ms"]["overall"]
-    return {"rate": rate, "achieved_rate": s["achieved_rate"], "ok": s["counts"].get("ok", 0),
-            "requests": s["requests"], "counts": s["counts"], "p50_ms": lat.get("p50"),
-            "p99_ms": lat.get("p99"),
-            "throughput": s["counts"].get("ok", 0) / max(cfg.duration, 1e-9),
+    gen, lat = s["generator"], s["latency_s"]
+    return {"rate": rate, "achieved_rate": gen["achieved_rate"], "ok": gen["counts"]["ok"],
+            "requests": gen["scheduled"], "counts": gen["counts"], "p50_s": lat["p50"],
+            "p99_s": lat["p99"], "throughput": s["throughput"],
             "run": str(out)}
 
 
 def bench(cfg: BenchGatewayConfig) -> dict[str, Any]:
-    from servelab.machine import machine_metadata
+    from servelab.reproduce import run_metadata
     from servelab.results import new_run_dir, write_json
 
     out = Path(cfg.out) if cfg.out else new_run_dir("bench-gateway")
@@ -115,15 +115,13 @@ def bench(cfg: BenchGatewayConfig) -> dict[str, Any]:
         via = {r: _leg(gw.url, spec, r, cfg, out / f"gateway-{r:g}") for r in cfg.rates}
     for r in cfg.rates:
         d, g = direct[r], via[r]
-        added = g["p50_ms"] - d["p50_ms"] if None not in (g["p50_ms"], d["p50_ms"]) else None
-        rows.append({"rate": r, "direct": d, "gateway": g, "added_p50_ms": added,
-                     "added_p99_ms": (g["p99_ms"] - d["p99_ms"])
-                     if None not in (g["p99_ms"], d["p99_ms"]) else None,
+        rows.append({"rate": r, "direct": d, "gateway": g,
+                     "added_p50_s": g["p50_s"] - d["p50_s"], "added_p99_s": g["p99_s"] - d["p99_s"],
                      "throughput_ratio": g["throughput"] / d["throughput"]
-                     if d["throughput"] else None})
+                     if d["throughput"] else math.nan})
     command = shlex.join(["servelab", "bench", "gateway", *to_flags(replace(cfg, out=None))])
-    result = {"kind": "bench-gateway", "command": command, "config": asdict(cfg),
-              "backend": config.to_dict(), "machine": machine_metadata(), "rows": rows}
+    result = {"kind": "bench-gateway", **run_metadata(command), "config": asdict(cfg),
+              "backend": config.to_dict(), "rows": rows}
     write_json(out / "summary.json", result)
     result["path"] = str(out)
     return result
@@ -136,10 +134,8 @@ def format_table(result: dict[str, Any]) -> str:
         for leg in ("direct", "gateway"):
             x = row[leg]
             lines.append(f"{row['rate']:>7.0f} {leg:>8} {x['achieved_rate']:>10.1f} "
-                         f"{x['ok']:>6} {x['p50_ms'] or float('nan'):>8.3f} "
-                         f"{x['p99_ms'] or float('nan'):>8.3f} {x['throughput']:>7.1f}")
-        added = row["added_p50_ms"]
-        ratio = row["throughput_ratio"]
-        lines.append(f"{'':>7} {'added':>8} p50 {added if added is not None else float('nan'):+.3f}"
-                     f" ms, throughput ratio {ratio if ratio is not None else float('nan'):.3f}")
+                         f"{x['ok']:>6} {x['p50_s'] * 1e3:>8.3f} {x['p99_s'] * 1e3:>8.3f} "
+                         f"{x['throughput']:>7.1f}")
+        lines.append(f"{'':>7} {'added':>8} p50 {row['added_p50_s'] * 1e3:+.3f} ms, "
+                     f"throughput ratio {row['throughput_ratio']:.3f}")
     return "\n".join(lines)

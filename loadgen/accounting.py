@@ -8,8 +8,9 @@ Extra columns: ``latency`` (end − intended), ``send_lag`` (actual − intended
 ``http_status`` (0 = no response), ``error``, ``phase``, ``deadline``, ``process`` (which
 sender process) and ``warmup`` (intended before the spec's ``warmup_s``).
 
-The summary takes percentiles over all post-warm-up samples (numpy's linear interpolation, no
-histogram binning); latency percentiles are over ``ok`` requests, status counts over all.
+The summary is :func:`servelab.summary.summarize` over the run after its warm-up — the same
+figures, computed the same way, as a simulated run's — plus a ``generator`` block about the
+client itself.  Seconds in data; milliseconds only in printed tables.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from servelab.core.requests import STATUSES
 from servelab.loadgen.generator import SendResult
 from servelab.loadgen.schedule import Schedule
 from servelab.results import records_frame
+from servelab.summary import Distribution, Window
+from servelab.summary import summarize as run_summary
 
-PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
 LAG_LIMIT_S = 1e-3
 """A run whose post-warm-up generator lag p99 exceeds this is flagged in its summary."""
 
@@ -104,61 +106,37 @@ def build_records(
     return df
 
 
-def percentiles_ms(values: np.ndarray) -> dict[str, Any]:
-    """count, mean, max and the standard percentiles of ``values`` (seconds) in milliseconds."""
-    v = np.asarray(values, dtype=float)
-    v = v[~np.isnan(v)]
-    out: dict[str, Any] = {"count": int(v.size)}
-    if v.size == 0:
-        return out
-    out["mean"] = float(v.mean() * 1e3)
-    for p, q in zip(PERCENTILES, np.percentile(v, PERCENTILES) * 1e3, strict=True):
-        out[f"p{p:g}"] = float(q)
-    out["max"] = float(v.max() * 1e3)
-    return out
-
-
-def summarize(df: pd.DataFrame, duration: float, target_rate: float) -> dict[str, Any]:
-    """The summary of one run's records (see the module docstring for what counts)."""
-    n = len(df)
+def summarize(df: pd.DataFrame, window: Window, target_rate: float) -> dict[str, Any]:
+    """The run's :class:`~servelab.summary.Summary` over ``window`` (warm-up to duration; the
+    same computation as a simulated run's) plus the ``generator`` block: what the client itself
+    did (every scheduled request, incl. warm-up), its send lag in seconds, and flags."""
+    n, duration = len(df), window.stop
     sent = df["enqueue"].notna() & df["status"].ne("not_sent")
     last_send = float(df.loc[sent, "enqueue"].max()) if sent.any() else 0.0
     span = max(duration, last_send)
-    post = df[~df["warmup"]]
+    post = df[df["intended_arrival"] >= window.start]
     post_sent = post["enqueue"].notna() & post["status"].ne("not_sent")
-    ok = post[post["status"] == "ok"]
     counts = {s: int((df["status"] == s).sum()) for s in STATUSES}
-    post_counts = {s: int((post["status"] == s).sum()) for s in STATUSES}
-    lag = percentiles_ms(post.loc[post_sent, "send_lag"].to_numpy())
-    lag_all = percentiles_ms(df.loc[sent, "send_lag"].to_numpy())
-    ends = df.loc[df["status"] == "ok", "end"]
+    lag = Distribution.of(post.loc[post_sent, "send_lag"].to_numpy())
     flags = []
-    if lag.get("p99", 0.0) > LAG_LIMIT_S * 1e3:
-        flags.append(f"generator lag p99 {lag['p99']:.3f} ms > {LAG_LIMIT_S * 1e3:g} ms")
+    if lag.n and lag.p99 > LAG_LIMIT_S:
+        flags.append(f"generator lag p99 {lag.p99 * 1e3:.3f} ms > {LAG_LIMIT_S * 1e3:g} ms")
     if counts["not_sent"]:
         flags.append(f"{counts['not_sent']} requests not sent (generator fell behind or aborted)")
     if n and int(sent.sum()) / n < 0.98:
         flags.append(f"only {int(sent.sum())} of {n} scheduled requests were sent")
-    return {
-        "requests": n,
+    generator = {
+        "scheduled": n,
+        "counts": counts,
+        "warmup_excluded": n - len(post),
         "duration_s": duration,
         "send_span_s": span,
         "target_rate": target_rate,
         "scheduled_rate": n / duration if duration > 0 else math.nan,
         "achieved_rate": int(sent.sum()) / span if span > 0 else math.nan,
-        "ok_throughput": len(ends) / float(ends.max()) if len(ends) and ends.max() > 0 else 0.0,
-        "counts": counts,
-        "counts_after_warmup": post_counts,
-        "warmup_excluded": int(df["warmup"].sum()),
-        "latency_ms": {
-            "overall": percentiles_ms(ok["latency"].to_numpy()),
-            "per_model": {
-                m: percentiles_ms(g["latency"].to_numpy())
-                for m, g in ok.groupby("model", sort=True, observed=True)
-            },
-        },
-        "lag_ms": lag,
-        "lag_ms_including_warmup": lag_all,
-        "lag_p99_ok": lag.get("p99", 0.0) <= LAG_LIMIT_S * 1e3,
+        "lag_s": lag.to_dict(),
+        "lag_s_including_warmup": Distribution.of(df.loc[sent, "send_lag"].to_numpy()).to_dict(),
+        "lag_p99_ok": not lag.n or lag.p99 <= LAG_LIMIT_S,
         "flags": flags,
     }
+    return {**run_summary(df, window).to_dict(), "generator": generator}

@@ -185,12 +185,11 @@ def climb(
 
 
 def step_from_summary(rate: float, summary: Mapping[str, Any]) -> Step:
-    """A :class:`Step` from :func:`servelab.sim.run.summarize`'s summary of one run (live or
+    """A :class:`Step` from one run's :class:`servelab.summary.Summary` (its dict form; live or
     simulated: the same function summarizes both)."""
     counts = summary["status"]
     n = max(int(summary["requests"]), 1)
-    sent = sum(int(v) for v in counts.values())
     failed = sum(int(counts.get(k, 0)) for k in ("rejected", "timeout", "error"))
     return Step(rate=rate, offered=float(summary["offered_rate"]),
-                throughput=float(summary["throughput"]), not_sent=max(0.0, 1.0 - sent / n),
+                throughput=float(summary["throughput"]), not_sent=int(counts.get("not_sent", 0)) / n,
                 failed=failed / n)

@@ -29,10 +29,12 @@ from servelab.loadgen.progress import Progress
 from servelab.loadgen.schedule import Schedule, prepare_spec
 from servelab.loadgen.target import check_models
 from servelab.reproduce import run_metadata
+from servelab.summary import Window
 
 log = logging.getLogger(__name__)
 
-SUMMARY_VERSION = 1
+SUMMARY_VERSION = 2
+"""2: the shared :class:`servelab.summary.Summary` (seconds) plus a ``generator`` block."""
 
 
 @dataclass(frozen=True)
@@ -143,7 +145,7 @@ def run_load(
         "servelab": meta["servelab"],
         "processes": cfg.processes,
         "warmup_s": spec.warmup_s,
-        **summarize(records, schedule.duration, spec.mean_rate()),
+        **summarize(records, Window(spec.warmup_s, schedule.duration), spec.mean_rate()),
         "options": {**asdict(sender), "binary": cfg.binary, "config_id": cfg.config_id},
         "machine": meta["machine"],
         "spec": spec.to_dict(),
@@ -160,26 +162,28 @@ def run_load(
 
 
 def format_summary(summary: dict[str, Any]) -> str:
-    """A short human-readable digest of a summary."""
-    lat = summary["latency_ms"]
-    lag = summary["lag_ms"]
+    """A short human-readable digest of a summary (milliseconds, as printed tables are)."""
+    gen = summary["generator"]
+    lag = gen["lag_s"]
     lines = [
-        f"{summary['requests']} requests to {summary['target']} "
-        f"({summary['processes']} process(es)): target {summary['target_rate']:.1f}/s, "
-        f"scheduled {summary['scheduled_rate']:.1f}/s, achieved {summary['achieved_rate']:.1f}/s",
-        "status: " + "  ".join(f"{k} {v}" for k, v in summary["counts"].items()),
-        f"generator lag after warm-up: p50 {lag.get('p50', float('nan')):.3f} ms  "
-        f"p99 {lag.get('p99', float('nan')):.3f} ms  max {lag.get('max', float('nan')):.3f} ms",
+        f"{gen['scheduled']} requests to {summary['target']} "
+        f"({summary['processes']} process(es)): target {gen['target_rate']:.1f}/s, "
+        f"scheduled {gen['scheduled_rate']:.1f}/s, achieved {gen['achieved_rate']:.1f}/s",
+        "status: " + "  ".join(f"{k} {v}" for k, v in gen["counts"].items()),
+        f"generator lag after warm-up: p50 {lag['p50'] * 1e3:.3f} ms  "
+        f"p99 {lag['p99'] * 1e3:.3f} ms  max {lag['max'] * 1e3:.3f} ms",
+        f"throughput {summary['throughput']:.1f} req/s ok in the measured window "
+        f"{summary['window_s'][0]:g}-{summary['window_s'][1]:g} s",
         f"{'latency (ms, ok)':<20}{'count':>8}{'p50':>9}{'p90':>9}{'p95':>9}{'p99':>9}{'p99.9':>9}",
     ]
-    rows = [("overall", lat["overall"]), *lat["per_model"].items()]
+    rows = [("overall", summary["latency_s"]), *summary["per_model"].items()]
     for name, s in rows:
-        if s.get("count"):
+        if s.get("n"):
             lines.append(
-                f"{name:<20}{s['count']:>8}" + "".join(
-                    f"{s[k]:>9.2f}" for k in ("p50", "p90", "p95", "p99", "p99.9")
+                f"{name:<20}{s['n']:>8}" + "".join(
+                    f"{s[k] * 1e3:>9.2f}" for k in ("p50", "p90", "p95", "p99", "p999")
                 )
             )
-    for flag in summary["flags"]:
+    for flag in gen["flags"]:
         lines.append(f"FLAG: {flag}")
     return "\n".join(lines)

@@ -51,7 +51,8 @@ from servelab.core.profile import Profile
 from servelab.core.workload import DEFAULT_SIZES, SizeDist, WorkloadSpec
 from servelab.meta.arms import ArmSet
 from servelab.results import write_json, write_parquet
-from servelab.sim.run import simulate, slo_seconds
+from servelab.sim.run import simulate
+from servelab.summary import slo_seconds
 
 log = logging.getLogger(__name__)
 

@@ -24,6 +24,7 @@ from servelab.sim.frontend import FrontEnd
 from servelab.sim.frontend import active as frontend_active
 from servelab.sim.server import SimServer
 from servelab.sim.service import ServiceModel, interference_kind
+from servelab.summary import Window, summarize
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,7 @@ def simulate(
     cpu_s = time.process_time() - cpu0
     wall_s = time.perf_counter() - wall0
     horizon = env.now
-    summary = summarize(records, spec, slo_ms=slo_ms)
+    summary = summarize(records, Window.of(spec), slo_ms=slo_ms).to_dict()
     n = len(records)
     summary.update(
         config_id=config.config_id,
@@ -172,79 +173,6 @@ def _little(
     return {"L": L, "lambda_W": lw, "rel_err": abs(L - lw) / lw if lw > 0 else abs(L)}
 
 
-def _pcts(x: np.ndarray) -> dict[str, float]:
-    if x.size == 0:
-        return {"n": 0, "mean": math.nan, "p50": math.nan, "p90": math.nan, "p99": math.nan}
-    p50, p90, p99 = np.percentile(x, [50, 90, 99])
-    return {"n": int(x.size), "mean": float(x.mean()), "p50": float(p50), "p90": float(p90),
-            "p99": float(p99)}
-
-
-def slo_seconds(slo_ms: float | Mapping[str, float], models: np.ndarray) -> np.ndarray:
-    """Per-request SLO in seconds (``slo_ms`` is one number, or per model with ``*`` default)."""
-    if isinstance(slo_ms, Mapping):
-        wild = slo_ms.get("*", math.inf)
-        return np.array([slo_ms.get(m, wild) for m in models], dtype=float) / 1e3
-    return np.full(len(models), float(slo_ms) / 1e3)
-
-
-def summarize(
-    records: pd.DataFrame, workload: WorkloadSpec,
-    slo_ms: float | Mapping[str, float] | None = None,
-) -> dict[str, Any]:
-    """Throughput, latency percentiles (overall and per model), waits, status counts, objectives.
-
-    The measured window is the workload after its warm-up: latencies, waits, statuses and
-    goodput are over the requests that *arrived* in it; ``throughput`` counts the requests that
-    *completed* in it (so an overloaded server's backlog, drained after the workload ends, does
-    not count as capacity).  ``ok_throughput`` is the load generator's figure for the same run:
-    every ok request over the time of the last completion.
-    """
-    start, stop = workload.warmup_s, workload.total_duration
-    window = max(stop - start, 1e-12)
-    all_ok = records["status"].to_numpy() == "ok"
-    all_end = records["end"].to_numpy()
-    in_window = all_ok & (all_end >= start) & (all_end <= stop)
-    all_models = records["model"].to_numpy()
-    rec = records[records["intended_arrival"] >= start]
-    status = rec["status"].to_numpy()
-    ok = status == "ok"
-    lat = (rec["end"] - rec["intended_arrival"]).to_numpy()
-    wait = (rec["start"] - rec["enqueue"]).to_numpy()
-    models = rec["model"].to_numpy()
-    overall = _pcts(lat[ok])
-    throughput = int(in_window.sum()) / window
-    last_end = float(all_end[all_ok].max()) if all_ok.any() else 0.0
-    out: dict[str, Any] = {
-        "requests": int(len(rec)),
-        "status": {s: int((status == s).sum()) for s in ("ok", "rejected", "timeout", "error")},
-        "offered_rate": len(rec) / window,
-        "throughput": throughput,
-        "ok_throughput": int(all_ok.sum()) / last_end if last_end > 0 else 0.0,
-        "latency_s": overall,
-        "wait_s": _pcts(wait[ok]),
-        "per_model": {
-            str(m): {"throughput": int((in_window & (all_models == m)).sum()) / window,
-                     **_pcts(lat[ok & (models == m)])}
-            for m in sorted(set(models.tolist()))
-        },
-        "mean_batch": float(rec["batch_size"].to_numpy()[ok].mean()) if ok.any() else math.nan,
-        "reward": reward(throughput, overall["p99"]),
-    }
-    if slo_ms is not None:
-        slo = slo_seconds(slo_ms, models)
-        good = ok & (lat <= slo)
-        out["slo_ms"] = dict(slo_ms) if isinstance(slo_ms, Mapping) else float(slo_ms)
-        out["goodput"] = int(good.sum()) / window
-        out["slo_attainment"] = float(good.sum() / len(rec)) if len(rec) else math.nan
-    return out
-
-
-def reward(throughput: float, p99_s: float) -> float:
-    """The study's original reward: throughput / (1 + p99 latency in seconds)."""
-    return 0.0 if not math.isfinite(p99_s) else throughput / (1.0 + p99_s)
-
-
 def format_summary(summary: Mapping[str, Any]) -> str:
     """A short human-readable table of a run's summary."""
     lines = [
@@ -252,7 +180,8 @@ def format_summary(summary: Mapping[str, Any]) -> str:
         f"seed {summary.get('seed', '?')}",
         f"  offered {summary['offered_rate']:.1f} req/s  throughput {summary['throughput']:.1f} "
         f"req/s  cpu util {summary.get('cpu_utilization', math.nan):.0%}",
-        "  status " + "  ".join(f"{k} {v}" for k, v in summary["status"].items()),
+        "  status " + "  ".join(f"{k} {v}" for k, v in summary["status"].items()
+                               if v or k != "not_sent"),
     ]
     if "goodput" in summary:
         lines.append(

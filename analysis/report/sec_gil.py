@@ -149,7 +149,7 @@ def live_grid(plan: Plan, sim: pd.DataFrame, variant: str, log: Any) -> pd.DataF
     low rate (p99), then a short capacity ladder from 0.9x the simulated capacity."""
     from servelab.analysis.validate.backend import ServerBackend
     from servelab.loadgen.ladder import climb, step_from_summary
-    from servelab.sim.run import summarize
+    from servelab.summary import Window, summarize
 
     low = sim[sim.level == "low"].groupby("model")["rate"].first()
     cap = sim[sim.level == "capacity"].set_index(["model", "mode", "workers"])["throughput"]
@@ -164,7 +164,7 @@ def live_grid(plan: Plan, sim: pd.DataFrame, variant: str, log: Any) -> pd.DataF
                             srv.run(spec_for(model, low[model], plan.warm_s, 0.0, 900))
                             spec = spec_for(model, low[model], plan.run_s + plan.warm_s,
                                             plan.warm_s, 21 + rep)
-                            s = summarize(srv.run(spec), spec)
+                            s = summarize(srv.run(spec), Window.of(spec)).to_dict()
                             rows.append({"source": "live", "model": model, "mode": mode,
                                          "workers": n, "level": "low", "rate": low[model],
                                          "repeat": rep, "loadavg_1m": os.getloadavg()[0],
@@ -173,7 +173,7 @@ def live_grid(plan: Plan, sim: pd.DataFrame, variant: str, log: Any) -> pd.DataF
                             def measure(rate: float, model: str = model, rep: int = rep,
                                         srv: Any = srv) -> Any:
                                 sp = spec_for(model, rate, plan.step_s + plan.warm_s, plan.warm_s, 31 + rep)
-                                return step_from_summary(rate, summarize(srv.run(sp), sp))
+                                return step_from_summary(rate, summarize(srv.run(sp), Window.of(sp)).to_dict())
 
                             lad = climb(measure, 0.9 * cap[(model, mode, n)], up=1.3,
                                         max_steps=plan.ladder_steps)

@@ -63,7 +63,7 @@ STATS = ("p50_ms", "p99_ms", "throughput", "offered", "reward", "goodput", "slo_
 
 
 def stats(summary: Mapping[str, Any]) -> dict[str, float]:
-    """The point's figures from :func:`servelab.sim.run.summarize`'s summary."""
+    """The point's figures from a :class:`servelab.summary.Summary` (its dict form)."""
     counts = summary["status"]
     n = max(int(summary["requests"]), 1)
     lat = summary["latency_s"]
@@ -73,7 +73,7 @@ def stats(summary: Mapping[str, Any]) -> dict[str, float]:
         "reward": float(summary["reward"]), "goodput": float(summary.get("goodput", math.nan)),
         "slo_attainment": float(summary.get("slo_attainment", math.nan)),
         "failed": sum(int(counts.get(k, 0)) for k in ("rejected", "timeout", "error")) / n,
-        "not_sent": max(0.0, 1.0 - sum(int(v) for v in counts.values()) / n),
+        "not_sent": int(counts.get("not_sent", 0)) / n,
     }
 
 
@@ -149,7 +149,7 @@ class Runner:
     def sim_capacity(self, cell: Cell, workload: str, profile: Profile | None = None
                      ) -> tuple[float, str]:
         """The simulated capacity (the same ladder and rules as live, long simulated steps)."""
-        from servelab.sim.run import simulate, summarize
+        from servelab.sim.run import simulate
 
         profile = profile or self.profile
         spec, cfg = self.specs[workload], self.config(cell)
@@ -161,7 +161,7 @@ class Runner:
             dur = max(8.0, 1500.0 / rate)
             wl = at_rate(spec, rate, dur, 0.2 * dur, self.grid.seed + 7, poisson=True)
             res = simulate(cfg, wl, profile, seed=wl.seed)
-            return step_from_summary(rate, summarize(res.records, wl))
+            return step_from_summary(rate, res.summary)
 
         lad = climb(measure, 0.6 * guess, up=1.25, max_steps=14)
         return lad.capacity, lad.note
@@ -198,10 +198,10 @@ class Runner:
                             g.seed + 900))
 
     def live(self, srv: Session, spec: WorkloadSpec) -> dict[str, Any]:
-        from servelab.sim.run import summarize
+        from servelab.summary import Window, summarize
 
-        return with_saturation(stats(summarize(srv.run(spec), spec,
-                                               slo_ms=dict(self.grid.slo_ms))))
+        return with_saturation(stats(summarize(srv.run(spec), Window.of(spec),
+                                               slo_ms=dict(self.grid.slo_ms)).to_dict()))
 
     def cap(self, cell: Cell, workload: str) -> dict[str, Any]:
         """The capacity entry of ``cell``'s setup and pool size for ``workload``."""
@@ -273,11 +273,11 @@ class Runner:
         k = iter(range(100))
 
         def measure(rate: float) -> Any:
-            from servelab.sim.run import summarize
+            from servelab.summary import Window, summarize
 
             wl = at_rate(spec, rate, g.ladder_step_s, g.ladder_warmup_s, g.seed + 500 + next(k),
                          poisson=True)
-            return step_from_summary(rate, summarize(srv.run(wl), wl))
+            return step_from_summary(rate, summarize(srv.run(wl), Window.of(wl)).to_dict())
 
         return climb(measure, 1.25 * max(sim_cap, 0.5), up=1.3, down=0.85,
                      max_steps=g.ladder_steps, rules=DEFAULT_RULES)

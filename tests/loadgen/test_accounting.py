@@ -11,6 +11,7 @@ from servelab.core.requests import RECORD_COLUMNS
 from servelab.loadgen.accounting import build_records, merge_results, summarize
 from servelab.loadgen.generator import CODE, SendResult
 from servelab.loadgen.schedule import Schedule
+from servelab.summary import Window
 
 from .conftest import spec
 
@@ -60,8 +61,9 @@ def test_a_run_that_sent_nothing_has_every_column_and_a_summary() -> None:
     df = build_records(s, _result(s, 0.0, 0.01))
     full = build_records(_schedule(4), _result(_schedule(4), 0.0, 0.01))
     assert len(df) == 0 and list(df.columns) == list(full.columns)
-    summary = summarize(df, duration=0.1, target_rate=0.01)
-    assert summary["requests"] == 0 and summary["latency_ms"]["overall"] == {"count": 0}
+    summary = summarize(df, Window(0.0, 0.1), target_rate=0.01)
+    assert summary["requests"] == 0 and summary["latency_s"]["n"] == 0
+    assert summary["generator"]["scheduled"] == 0 and math.isnan(summary["latency_s"]["p99"])
 
 
 def test_a_request_that_never_ended_is_refused() -> None:
@@ -78,17 +80,19 @@ def test_summary_excludes_warmup_and_flags_lag() -> None:
     warm = s.times < 0.5
     r.end[warm] += 5.0  # a terrible warm-up, excluded from the figures
     df = build_records(s, r, warmup_s=0.5)
-    out = summarize(df, duration=2.0, target_rate=100.0)
-    assert out["latency_ms"]["overall"]["count"] == int((~warm).sum())
-    assert out["latency_ms"]["overall"]["p99"] == pytest.approx(5.1)
-    assert out["latency_ms"]["per_model"]["mobilenet_v2"]["p50"] == pytest.approx(5.1)
-    assert out["lag_ms"]["p99"] == pytest.approx(0.1)
-    assert out["lag_p99_ok"] and out["flags"] == []
-    assert out["counts"]["ok"] == 200 and out["warmup_excluded"] == int(warm.sum())
-    assert out["achieved_rate"] == pytest.approx(100.0)
+    out = summarize(df, Window(0.5, 2.0), target_rate=100.0)
+    gen = out["generator"]
+    assert out["latency_s"]["n"] == out["requests"] == int((~warm).sum())
+    assert out["latency_s"]["p99"] == pytest.approx(0.0051)  # seconds in data
+    assert out["per_model"]["mobilenet_v2"]["p50"] == pytest.approx(0.0051)
+    assert gen["lag_s"]["p99"] == pytest.approx(0.0001)
+    assert gen["lag_p99_ok"] and gen["flags"] == []
+    assert gen["counts"]["ok"] == 200 and gen["warmup_excluded"] == int(warm.sum())
+    assert out["status"]["ok"] == int((~warm).sum())
+    assert gen["achieved_rate"] == pytest.approx(100.0)
 
     late = build_records(s, _result(s, lag=0.003, latency=0.005), warmup_s=0.5)
-    flagged = summarize(late, duration=2.0, target_rate=100.0)
+    flagged = summarize(late, Window(0.5, 2.0), target_rate=100.0)["generator"]
     assert not flagged["lag_p99_ok"]
     assert any("lag p99" in f for f in flagged["flags"])
 

@@ -47,10 +47,10 @@ def timed_load(target: str, rate: float, duration: float, processes: int = 1,
 
 def assert_accounted(run: LoadRun, allowed: set[str]) -> dict[str, int]:
     df = run.records
-    n = run.summary["requests"]
+    n = run.summary["generator"]["scheduled"]
     assert df["request_id"].tolist() == list(range(n))
     assert set(df["status"]) <= allowed, df["status"].value_counts()
-    counts = run.summary["counts"]
+    counts = run.summary["generator"]["counts"]
     assert sum(counts.values()) == n == len(df)
     assert set(counts) == set(STATUSES)
     # a request that was never sent has no send time; every other one has an end
@@ -185,11 +185,11 @@ def test_a_workload_for_a_model_the_target_lacks_stops_before_sending(
     assert "does not serve model(s)" in err and "mobilenet_v2" in err
     # without the check, the requests go and come back 404 (errors), as before
     run, _, _ = timed_load(fresh_stub.url, rate=100, duration=0.5, check=False)
-    assert run.summary["counts"]["error"] == 50
+    assert run.summary["generator"]["counts"]["error"] == 50
     assert (run.records["http_status"] == 404).all()
 
 
 def test_the_model_check_passes_for_served_models(fresh_stub: StubProcess) -> None:
     fresh_stub.configure(models="mobilenet_v2")
     run, _, _ = timed_load(fresh_stub.url, rate=100, duration=0.5)
-    assert run.summary["counts"]["ok"] == 50
+    assert run.summary["generator"]["counts"]["ok"] == 50

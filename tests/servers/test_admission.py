@@ -172,7 +172,7 @@ def test_overload_is_shed_with_explicit_503s_and_health_stays_answered(tmp_path:
                        make_input=make_input)
         stop.set()
         prober.join(10)
-    counts = run.summary["counts"]
+    counts = run.summary["generator"]["counts"]
     assert counts["ok"] > 20 and counts["rejected"] > 50, counts
     assert counts["timeout"] == counts["error"] == counts["not_sent"] == 0, counts
     assert (run.records.loc[run.records["status"] == "rejected", "http_status"] == 503).all()
