@@ -51,6 +51,7 @@ from servelab.loadgen.payloads import MakeInput, servable_make_input
 from servelab.reproduce import run_metadata
 from servelab.servers import launch
 from servelab.servers.base import SETUPS, ServeOptions
+from servelab.summary import Distribution
 
 log = logging.getLogger(__name__)
 
@@ -133,17 +134,15 @@ def step_summary(rec: pd.DataFrame, rate: float, duration: float,
                                                  rec["status"].tolist(), strict=True)]
     statuses = {k: keys.count(k) for k in sorted(set(keys))}
     lag = rec.loc[sent, "send_lag"].to_numpy(dtype=float)
-
-    def pct(q: float) -> float:
-        return float(np.percentile(lat, q) * 1000) if len(lat) else math.nan
+    d = Distribution.of(lat)
 
     return {
         "offered_rps": rate, "sent": int(sent.sum()), "sent_rps": int(sent.sum()) / duration,
         "ok": len(ok), "achieved_rps": len(ok) / span if len(ok) else 0.0,
         "error_rate": 1 - len(ok) / n if n else 0.0,
         "not_sent_rate": float((rec["status"] == "not_sent").mean()) if n else 0.0,
-        "p50_ms": pct(50), "p90_ms": pct(90), "p99_ms": pct(99),
-        "mean_ms": float(lat.mean() * 1000) if len(lat) else math.nan,
+        "p50_ms": d.p50 * 1e3, "p90_ms": d.p90 * 1e3, "p99_ms": d.p99 * 1e3,
+        "mean_ms": d.mean * 1e3,
         "max_send_lag_ms": float(lag.max() * 1000) if len(lag) else 0.0,
         "statuses": statuses, "client_cpu_s": client_cpu_s,
     }
