@@ -54,30 +54,62 @@ def test_achieved_rate_and_each_request_recorded_once(fresh_stub: StubProcess) -
     assert s["generator"]["lag_s"]["p50"] < 5e-3  # generous: the machine is shared
 
 
-def test_poisson_sends_pass_a_ks_test(fresh_stub: StubProcess) -> None:
-    """The actual send times of a Poisson schedule are Poisson: exponential gaps at the rate.
+def test_poisson_schedule_passes_a_ks_test() -> None:
+    """The intended send times of a Poisson workload are a Poisson process: exponential gaps at
+    the rate, by a one-sample KS test at alpha = 1e-3 against the exact critical value for this
+    many gaps (``scipy.stats.kstwo``; about 0.048 for 1613 gaps).
 
-    Run with ``realtime`` (SCHED_FIFO, where permitted) so that other jobs on this shared
-    machine cannot delay the sender's wake-ups by milliseconds; the test is about the
-    generator's timing, not the machine's scheduler.
+    The schedule is seeded, so this is deterministic.  It has power: the same gaps fail against
+    a rate 30% off either way (D = 0.09 and 0.11), and a constant-rate schedule fails with
+    D = 1 - 1/e = 0.63.  That the sender keeps to these times is the next test's business.
+    """
+    rate, alpha = 400.0, 1e-3
+    gaps = np.diff(Schedule.from_spec(spec(rate=rate, duration=4.0, kind="poisson")).times)
+
+    def ks(x: np.ndarray, r: float) -> float:
+        return float(stats.kstest(x, "expon", args=(0, 1 / r)).statistic)
+
+    critical = float(stats.kstwo.ppf(1 - alpha, len(gaps)))
+    assert ks(gaps, rate) < critical
+    assert ks(gaps, 1.3 * rate) > critical and ks(gaps, rate / 1.3) > critical
+    flat = np.diff(Schedule.from_spec(spec(rate=rate, duration=4.0)).times)
+    assert ks(flat, rate) > critical
+
+
+def test_poisson_sends_keep_to_the_schedule(fresh_stub: StubProcess) -> None:
+    """The sender sends the Poisson schedule at its intended times: none early, and most before
+    the next request is due — so the sends are the (KS-tested, above) Poisson times plus a lag.
+
+    Why not a KS test on the actual send gaps (as this test once did): at 400/s the mean gap is
+    2.5 ms, and the machine's wake-up jitter alone is of that order when other jobs run (seen
+    here beside the suite: lag p50 0.2-1.3 ms, p90 1.5-10 ms, p99 5-30 ms).  Jitter reshuffles
+    the short gaps, so the send gaps' distance to the schedule's is the machine's load, not
+    sampling noise — D = 0.03-0.06 idle, 0.11-0.14 under load, against a 1e-3 critical value
+    for 1613 gaps of 0.07 — and no fixed bound both passes a loaded machine and says much.
+    Split instead: the schedule is tested exactly (deterministic, seeded), and here the sender's
+    adherence, with bounds that hold under load but not for a wrong sender:
+
+    * every request is sent once, at the schedule's intended time or later, never earlier (exact,
+      whatever the load): a sender that paces at the mean rate, or batches by sending ahead,
+      sends some requests before they are due;
+    * the median lag is under the schedule's mean gap, 1 / rate: most requests go out before
+      the next one is due, so consecutive sends are not merged.  A sender that flushes what is
+      due every 6 ms has a median lag of 3 ms or more and fails; the machine's jitter
+      (median 1.3 ms at worst above) passes.
+
+    Run with ``realtime`` (SCHED_FIFO, where permitted), as ``servelab load --realtime`` offers
+    for a busy machine.
     """
     rate = 400.0
-    run = load(spec(rate=rate, duration=4.0, kind="poisson"), fresh_stub.url, binary=True,
-               realtime=True)
-    sends = np.sort(run.records["enqueue"].to_numpy())
-    gaps = np.diff(sends)
-    intended = np.diff(run.records["intended_arrival"].to_numpy())
-    # The schedule is exponential (exactly: it is generated), and the sends keep its shape:
-    # the largest gap between the two distributions stays small.  Gaps under a millisecond
-    # count as one class: a shared machine's wake-up jitter reshuffles them (seen: D = 0.065
-    # on an idle machine, 0.11 beside other jobs, both at gaps of ~0.1 ms), which is the
-    # scheduler's doing, not the generator's.  The bounds still fail for a sender that batches
-    # or paces its sends (a constant-rate sender has D = 0.6).
-    assert stats.kstest(intended, "expon", args=(0, 1 / rate)).pvalue > 1e-3
-    floor = 1e-3
-    assert stats.ks_2samp(np.maximum(gaps, floor), np.maximum(intended, floor)).statistic < 0.1
-    # exponential gaps are memoryless: those above the floor, less it, are exponential again
-    assert stats.kstest(gaps[gaps >= floor] - floor, "expon", args=(0, 1 / rate)).statistic < 0.1
+    s = spec(rate=rate, duration=4.0, kind="poisson")
+    run = load(s, fresh_stub.url, binary=True, realtime=True)
+    df = run.records
+    assert_each_request_recorded_once(run)
+    assert (df["status"] == "ok").all()
+    np.testing.assert_array_equal(df["intended_arrival"].to_numpy(), Schedule.from_spec(s).times)
+    lag = (df["enqueue"] - df["intended_arrival"]).to_numpy()
+    assert lag.min() >= -1e-9, f"sent {-lag.min() * 1e3:.3f} ms before its intended time"
+    assert np.median(lag) < 1 / rate, f"median lag {np.median(lag) * 1e3:.2f} ms"
 
 
 def test_stall_shows_in_open_loop_p99_and_a_closed_loop_misses_it(fresh_stub: StubProcess) -> None:
