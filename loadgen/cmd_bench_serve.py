@@ -58,22 +58,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
 
 
+def _ms(seconds: float | None) -> float:
+    """A latency in the summary (seconds, None when not measured) in ms for a table."""
+    return float("nan") if seconds is None else seconds * 1e3
+
+
 def _print(summary: dict[str, Any], out: Path) -> None:
     print(f"results: {out}\nreproduce: {summary['command']}")
     if summary["overhead"]:
         print("\nper-request overhead (noop model, one connection, closed loop):")
         for o in summary["overhead"]:
             best = o.get("best") or {}
-            print(f"  {o['server']:14s} p50 {o['closed_loop_p50_ms']:6.2f} ms  "
-                  f"mean {o['closed_loop_mean_ms']:6.2f} ms  max {best.get('achieved_rps', 0):6.0f}"
-                  f" req/s (p99 {best.get('p99_ms', float('nan')):.1f} ms)")
+            print(f"  {o['server']:14s} p50 {_ms(o['closed_loop_p50_s']):6.2f} ms  "
+                  f"mean {_ms(o['closed_loop_mean_s']):6.2f} ms  max {best.get('achieved_rps', 0):6.0f}"
+                  f" req/s (p99 {_ms(best.get('p99_s')):.1f} ms)")
     if summary["throughput"]:
         print("\nmax sustainable throughput (p99 within SLO, <= 1% errors):")
         for t in summary["throughput"]:
-            p50 = t["p50_ms"] if t["p50_ms"] is not None else float("nan")
-            p99 = t["p99_ms"] if t["p99_ms"] is not None else float("nan")
             print(f"  {t['config']:42s} {t['max_sustainable_rps']:7.1f} req/s  "
-                  f"p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  (1 req: {t['single_request_ms']:.1f} ms)")
+                  f"p50 {_ms(t['p50_s']):7.1f} ms  p99 {_ms(t['p99_s']):7.1f} ms  "
+                  f"(1 req: {_ms(t['single_request_s']):.1f} ms)")
     if summary.get("peers"):
         print(format_peers(summary["peers"]))
     if summary["memory"]:
@@ -96,7 +100,8 @@ def format_peers(rows: list[dict[str, Any]]) -> str:
              f"  {'server':<{wc}}  {f'best rate at p99 <= {slo:g} ms':>28}  {'max throughput':>15}"]
     for r in rows:
         name = f"{r['server']} ({r['config']})"
-        best = (f"{num(r['best_rps'], '.1f')} req/s (p99 {num(r['p99_ms'], '.0f')} ms)"
+        p99 = None if r["p99_s"] is None else r["p99_s"] * 1e3
+        best = (f"{num(r['best_rps'], '.1f')} req/s (p99 {num(p99, '.0f')} ms)"
                 if r["best_rps"] is not None else "never")
         mx = f"{num(r['max_rps'], '.1f')} req/s" if r["max_rps"] is not None else "-"
         line = f"  {name:<{wc}}  {best:>28}  {mx:>15}"

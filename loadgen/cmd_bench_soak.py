@@ -22,6 +22,10 @@ FULL = {"duration_s": 600.0, "step_s": 4.0, "growth": 1.3, "max_steps": 12,
 QUICK = {"duration_s": 100.0, "step_s": 2.5, "growth": 1.5, "max_steps": 8,
          "rss_baseline_s": 30.0}
 """Defaults of the flags left unset: the full soak, and ``--quick`` (<= 3 minutes in all)."""
+SUMMARY_VERSION = 2
+"""``summary.json``'s and the parquet files' format: 2 has every latency and delay in seconds
+(``ok_p99_s``, ``p99_s``, ``replaced_s``, ``after_s``; version 1 had ``*_ms``).  ``slo_ms``
+and ``batch_timeout_ms`` echo the flags, in ms."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -129,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
 
         capacity, _ = measure_capacity(srv, model, size, eff, on_step)
         rate = plan.overload * capacity.rps
-        print(f"capacity {capacity.rps:.1f} req/s at p99 {capacity.p99_ms:.1f} ms "
+        print(f"capacity {capacity.rps:.1f} req/s at p99 {capacity.p99_s * 1e3:.1f} ms "
               f"({capacity.source}); soaking at {rate:.1f} req/s for {plan.duration:g} s",
               flush=True)
         spec = poisson_spec(model, size, rate, plan.schedule_s, eff.seed + 7)
@@ -137,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
             timeout=eff.client_timeout_s, max_lag=eff.max_lag_s), senders=eff.senders,
             binary=eff.binary, make_input=servable_make_input("tiny"), progress=eff.progress)
     v = verdict(soak, capacity, targets)
-    summary = {"version": 1, "kind": "bench-soak", **run_metadata(command, import_torch=True),
+    summary = {"version": SUMMARY_VERSION, "kind": "bench-soak", **run_metadata(command, import_torch=True),
                "server": config.to_dict(), "model": model, "input_size": size,
                "variant": eff.variant, "offered_rps": rate, "plan": plan_dict(plan),
                "events": soak.events, "verdict": v, "wall_s": time.monotonic() - started}

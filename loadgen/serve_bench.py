@@ -60,6 +60,9 @@ SLO_MS = 100.0
 CLIENT_TIMEOUT_S = 60.0
 NOOP_SIZE = 16
 """The noop model's input size in the overhead runs."""
+SUMMARY_VERSION = 2
+"""``summary.json``'s and ``steps.parquet``'s format: 2 has every latency in seconds (``*_s``;
+version 1 had ``*_ms``).  ``slo_ms`` and ``batch_timeout_ms`` echo the flags, in ms."""
 
 
 @functools.cache
@@ -123,8 +126,8 @@ def open_loop_step(
 def step_summary(rec: pd.DataFrame, rate: float, duration: float,
                  client_cpu_s: float = 0.0) -> dict[str, Any]:
     """One load step as the benchmark reports it: rates per second, latencies (completion −
-    intended send, ``ok`` answers) in ms, answers counted by HTTP status (else by record
-    status: ``error``, ``timeout``, ``not_sent``)."""
+    intended send, ``ok`` answers) and the largest send lag in seconds, answers counted by
+    HTTP status (else by record status: ``error``, ``timeout``, ``not_sent``)."""
     n = len(rec)
     ok = rec[rec["status"] == "ok"]
     sent = rec["enqueue"].notna() & rec["status"].ne("not_sent")
@@ -141,9 +144,8 @@ def step_summary(rec: pd.DataFrame, rate: float, duration: float,
         "ok": len(ok), "achieved_rps": len(ok) / span if len(ok) else 0.0,
         "error_rate": 1 - len(ok) / n if n else 0.0,
         "not_sent_rate": float((rec["status"] == "not_sent").mean()) if n else 0.0,
-        "p50_ms": d.p50 * 1e3, "p90_ms": d.p90 * 1e3, "p99_ms": d.p99 * 1e3,
-        "mean_ms": d.mean * 1e3,
-        "max_send_lag_ms": float(lag.max() * 1000) if len(lag) else 0.0,
+        "p50_s": d.p50, "p90_s": d.p90, "p99_s": d.p99, "mean_s": d.mean,
+        "max_send_lag_s": float(lag.max()) if len(lag) else 0.0,
         "statuses": statuses, "client_cpu_s": client_cpu_s,
     }
 
@@ -209,12 +211,12 @@ def ladder(server: ServerProcess, model: str, size: int, workers: int, slo_ms: f
         rec, s = open_loop_step(url, model, size, rate, duration, args.seed + done, args)
         done += 1
         step = Step(rate=rate, offered=s["sent_rps"], throughput=s["achieved_rps"],
-                    not_sent=s["not_sent_rate"], failed=s["error_rate"], p99=s["p99_ms"] / 1000)
+                    not_sent=s["not_sent_rate"], failed=s["error_rate"], p99=s["p99_s"])
         s["sustainable"] = ok = not any(rule(step) for rule in rules)
         s["loadavg_1m"] = os.getloadavg()[0]
         on_step(rec, s)
         log.info("  %s: %.1f req/s offered -> %.1f achieved, p50 %.1f ms, p99 %.1f ms %s",
-                 server.label, rate, s["achieved_rps"], s["p50_ms"], s["p99_ms"],
+                 server.label, rate, s["achieved_rps"], s["p50_s"] * 1e3, s["p99_s"] * 1e3,
                  "ok" if ok else "NOT sustainable")
         server.wait_idle()
         return replace(step, extra=s)
@@ -222,7 +224,7 @@ def ladder(server: ServerProcess, model: str, size: int, workers: int, slo_ms: f
     lad = climb(measure, rate, up=args.growth, max_steps=args.max_steps, rules=rules,
                 tight=1.06, heavy=0.0, retry=1, bisect=2)
     bad = lad.lowest_failing
-    return {"single_request_ms": single * 1000,
+    return {"single_request_s": single,
             "best": dict(lad.best.extra) if lad.best is not None else None,
             "first_unsustainable_rps": None if math.isnan(bad) else bad,
             "max_rps": lad.capacity, "steps": len(lad.steps), "note": lad.note}
@@ -234,9 +236,9 @@ def measure_overhead(server: ServerProcess, args: argparse.Namespace,
     connection, and its capacity ladder."""
     one_at_a_time(server.url, "noop", NOOP_SIZE, 50, args)  # warm-up
     lat = one_at_a_time(server.url, "noop", NOOP_SIZE, args.overhead_requests, args)
-    out = {"closed_loop_p50_ms": float(np.percentile(lat, 50) * 1000),
-           "closed_loop_mean_ms": float(lat.mean() * 1000),
-           "closed_loop_p99_ms": float(np.percentile(lat, 99) * 1000)}
+    out = {"closed_loop_p50_s": float(np.percentile(lat, 50)),
+           "closed_loop_mean_s": float(lat.mean()),
+           "closed_loop_p99_s": float(np.percentile(lat, 99))}
     out.update(ladder(server, "noop", NOOP_SIZE, 1, SLO_MS, args, on_step))
     return out
 
@@ -253,7 +255,7 @@ def bench(args: argparse.Namespace, command: str) -> tuple[dict[str, Any], Path]
     steps: list[dict[str, Any]] = []
     records: list[pd.DataFrame] = []
     summary: dict[str, Any] = {
-        "version": 1, **run_metadata(command, import_torch=True),
+        "version": SUMMARY_VERSION, **run_metadata(command, import_torch=True),
         "throughput": [], "overhead": [], "memory": []}
     batching = []
     for item in args.batching:
@@ -322,10 +324,10 @@ def bench(args: argparse.Namespace, command: str) -> tuple[dict[str, Any], Path]
                     summary["throughput"].append({
                         "config": config, "server": label, "model": model, "workers": w,
                         "max_batch": b, "batch_timeout_ms": t, "slo_ms": slo,
-                        "single_request_ms": r["single_request_ms"],
+                        "single_request_s": r["single_request_s"],
                         "max_sustainable_rps": best.get("achieved_rps", 0.0),
                         "offered_rps": best.get("offered_rps", 0.0),
-                        "p50_ms": best.get("p50_ms"), "p99_ms": best.get("p99_ms"),
+                        "p50_s": best.get("p50_s"), "p99_s": best.get("p99_s"),
                         "first_unsustainable_rps": r["first_unsustainable_rps"],
                         "max_rps": r["max_rps"], "note": r["note"],
                     })
@@ -380,7 +382,7 @@ def bench_peers(args: argparse.Namespace, logdir: Path, saver: Any, flush: Any
     rows: list[dict[str, Any]] = []
     for name, config, start in runs:
         row: dict[str, Any] = {"server": name, "config": config, "model": model, "slo_ms": slo,
-                               "best_rps": None, "p99_ms": None, "max_rps": None}
+                               "best_rps": None, "p99_s": None, "max_rps": None}
         why = missing(name) if name in PEERS else None
         if why is not None:
             log.warning("peer %s skipped: %s", name, why)
@@ -398,8 +400,8 @@ def bench_peers(args: argparse.Namespace, logdir: Path, saver: Any, flush: Any
             rows.append({**row, "note": f"failed: {exc}"})
             continue
         best = r.get("best") or {}
-        rows.append({**row, "best_rps": best.get("achieved_rps"), "p99_ms": best.get("p99_ms"),
-                     "max_rps": r["max_rps"], "single_request_ms": r["single_request_ms"],
+        rows.append({**row, "best_rps": best.get("achieved_rps"), "p99_s": best.get("p99_s"),
+                     "max_rps": r["max_rps"], "single_request_s": r["single_request_s"],
                      "note": r["note"]})
         flush()
     return rows

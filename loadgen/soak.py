@@ -106,19 +106,19 @@ def measure_capacity(server: SoakServer, model: str, size: int, args: argparse.N
 
     if args.capacity is not None:
         if args.capacity_p99_ms is not None:
-            return Capacity(args.capacity, args.capacity_p99_ms, "given"), {}
+            return Capacity(args.capacity, args.capacity_p99_ms / 1e3, "given"), {}
         duration = max(args.step_s, args.min_requests / args.capacity)
         rec, s = open_loop_step(server.url, model, size, args.capacity, duration, args.seed,
                                 args)
         on_step(rec, s)
         server.wait_idle()
-        return Capacity(args.capacity, s["p99_ms"], "given rate, p99 measured"), {"step": s}
+        return Capacity(args.capacity, s["p99_s"], "given rate, p99 measured"), {"step": s}
     r = ladder(server, model, size, server.config.workers, args.slo_ms, args, on_step)
     best = r.get("best")
     if not best:
         raise RuntimeError(f"the capacity ladder found no sustainable rate ({r['note']}); "
                            "give --capacity")
-    return Capacity(float(best["achieved_rps"]), float(best["p99_ms"]), "ladder"), r
+    return Capacity(float(best["achieved_rps"]), float(best["p99_s"]), "ladder"), r
 
 
 def run_soak(server: launch.ServerProcess, spec: WorkloadSpec, plan: SoakPlan, *,

@@ -140,7 +140,7 @@ class Monitor(threading.Thread):
         since, before = self._replacing
         new = [p for p in worker_pids(self.proc.pid) if p not in before]
         if new:
-            self.event("replaced", pid=new[0], after_ms=(clock() - since) * 1e3)
+            self.event("replaced", pid=new[0], after_s=clock() - since)
             self._replacing = None
         elif clock() - since > REPLACE_WAIT_S:
             self.event("not_replaced", pid=before[0], waited_s=clock() - since)

@@ -34,8 +34,8 @@ def plot_soak(win: pd.DataFrame, events: Sequence[Mapping[str, Any]], capacity: 
     ax.set_ylabel("req/s")
     ax.legend(loc="upper right", fontsize=7, ncol=3)
     ax = axes[1]
-    ax.plot(t, win["p99_ms"], color="tab:blue", lw=0.8, label="ok p99")
-    ax.axhline(2 * capacity["p99_ms"], ls="--", color="tab:blue", lw=0.7,
+    ax.plot(t, win["p99_s"] * 1e3, color="tab:blue", lw=0.8, label="ok p99")
+    ax.axhline(2 * capacity["p99_s"] * 1e3, ls="--", color="tab:blue", lw=0.7,
                label="2x p99 at capacity")
     ax.set_ylabel("p99 (ms)")
     ax.legend(loc="upper right", fontsize=7)

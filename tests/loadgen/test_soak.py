@@ -29,7 +29,7 @@ def _samples(growth: float = 0.0, end: float = 10.0) -> pd.DataFrame:
 
 def _verdict(rec: pd.DataFrame, samples: pd.DataFrame, **timeline: float) -> dict:
     tl = Timeline(soak_end=timeline.pop("soak_end", 10.0), **timeline)  # type: ignore[arg-type]
-    return judge(rec, samples, tl, Capacity(50.0, 20.0),
+    return judge(rec, samples, tl, Capacity(50.0, 0.020),
                  Targets(rss_baseline_s=2.0, rss_span_s=2.0))
 
 
@@ -38,11 +38,14 @@ def _row(v: dict, name: str) -> dict:
 
 
 def test_a_clean_soak_meets_every_target():
-    v = _verdict(_records(), _samples(), kill_at=5.0, replaced_ms=3.0, exit_at=10.2,
+    v = _verdict(_records(), _samples(), kill_at=5.0, replaced_s=0.003, exit_at=10.2,
                  exit_code=0)
     assert v["met"], v["rows"]
-    assert abs(v["goodput_rps"] - 100.0) < 1e-9 and abs(v["ok_p99_ms"] - 20.0) < 1e-6
+    assert abs(v["goodput_rps"] - 100.0) < 1e-9 and abs(v["ok_p99_s"] - 0.020) < 1e-9
     assert _row(v, "goodput")["margin"].startswith("ahead by 55.0 req/s")
+    p99 = _row(v, "ok p99")  # seconds in data, ms in the printed table
+    assert p99["measured"] == "20.0 ms (1.00x)" and "(40.0 ms)" in p99["goal"]
+    assert "worker replaced in 3 ms" in _row(v, "no crash")["measured"]
     assert v["lost"] == {"total": 0, "at_kill": 0, "in_drain": 0}
     assert not v["overloaded"]  # ok at the offered rate: the capacity was an under-estimate
 
