@@ -19,8 +19,8 @@ def format_table(table: pd.DataFrame) -> str:
     lines = [f"{'run':<28} {'thr/s':>6} {'p50 ms':>8} {'p99 ms':>8} {'reward':>7} "
              f"{'errors':>6} {'lost in switches':>16} {'switches':>8}"]
     for _, x in table.iterrows():
-        lines.append(f"{x['run']:<28} {x['throughput_rps']:>6.1f} {x['p50_ms']:>8.1f} "
-                     f"{x['p99_ms']:>8.1f} {x['reward']:>7.3f} {x['errors']:>6d} "
+        lines.append(f"{x['run']:<28} {x['throughput_rps']:>6.1f} {x['p50_s'] * 1e3:>8.1f} "
+                     f"{x['p99_s'] * 1e3:>8.1f} {x['reward']:>7.3f} {x['errors']:>6d} "
                      f"{x['lost_in_switches']:>16d} {x['switches']:>8d}")
     return "\n".join(lines)
 

@@ -50,7 +50,7 @@ def lost_in_switches(records: pd.DataFrame, switches: Sequence[dict[str, Any]]) 
 
 
 def run_row(run: RunResult, spec: WorkloadSpec, window_s: float) -> dict[str, Any]:
-    """One line of the table."""
+    """One line of the table (latencies in seconds, from the intended send)."""
     r = run.records
     post = r[~r["warmup"]]
     ok = post[post["status"] == "ok"]
@@ -67,8 +67,8 @@ def run_row(run: RunResult, spec: WorkloadSpec, window_s: float) -> dict[str, An
         f"{len(run.meta['arms'])} arms",
         "requests": len(r), "ok": int(status.get("ok", 0)),
         "throughput_rps": len(ok) / span if span > 0 else math.nan,
-        "p50_ms": float(np.percentile(lat, 50) * 1e3) if lat.size else math.nan,
-        "p99_ms": float(np.percentile(lat, 99) * 1e3) if lat.size else math.nan,
+        "p50_s": float(np.percentile(lat, 50)) if lat.size else math.nan,
+        "p99_s": float(np.percentile(lat, 99)) if lat.size else math.nan,
         "reward": float(np.nanmean(norm)) if norm.size else math.nan,
         "errors": int(len(r) - status.get("ok", 0)),
         "http_5xx": int(((http >= 500) & (http < 600)).sum()),

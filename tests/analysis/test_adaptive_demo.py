@@ -68,7 +68,7 @@ def test_adaptive_demo_switches_live_without_loss(tmp_path: Path) -> None:
     # No request was lost or answered 5xx because of a switch (nor at all: light load).
     assert adaptive["lost_in_switches"] == 0 and adaptive["http_5xx"] == 0
     assert (table["errors"] == 0).all(), table[["run", "errors"]]
-    assert table["throughput_rps"].gt(0).all() and table["p99_ms"].gt(0).all()
+    assert table["throughput_rps"].gt(0).all() and table["p99_s"].gt(0).all()
     assert table["reward"].between(0, 2).all()
 
     oracle = summary["live_oracle"]
@@ -86,3 +86,12 @@ def test_adaptive_demo_switches_live_without_loss(tmp_path: Path) -> None:
         # dated on the client's clock (an offset error would be the machine's uptime, hours):
         # a switch decided while the last requests drain may come seconds after the workload
         assert -1.0 <= s["t_client"] <= 30.0, s
+
+
+def test_the_table_prints_the_rows_seconds_in_ms() -> None:
+    from servelab.analysis.adaptive_report import format_table
+
+    row = {"run": "adaptive", "throughput_rps": 29.5, "p50_s": 0.0123, "p99_s": 0.2456,
+           "reward": 0.91, "errors": 0, "lost_in_switches": 0, "switches": 3}
+    lines = format_table(pd.DataFrame([row])).splitlines()
+    assert "p50 ms" in lines[0] and lines[1].split()[1:4] == ["29.5", "12.3", "245.6"]
