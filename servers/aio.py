@@ -55,9 +55,6 @@ class AsyncServer(Server):
         self.frontend = UvicornFrontend(make_fastapi_app(self.api), sock, on_loop)
         self.frontend.start()
 
-    def _stop_frontend(self, timeout: float) -> None:
-        self.frontend.stop(timeout)
-
     def _stop_executor(self, timeout: float) -> None:
         if isinstance(self.executor, ThreadExecutor):
             self.executor.join(timeout)

@@ -248,6 +248,19 @@ class OipApi:
                 f"{self.max_request_bytes}-byte cap"))
         return None
 
+    @property
+    def draining(self) -> bool:
+        """The server is shutting down: every reply now carries ``Connection: close``, so a
+        client's kept-alive connections end one by one, each after an answer (none is cut with a
+        request in it when the front end finally closes)."""
+        return not self.engine.accepting
+
+    def finish(self, reply: Reply) -> Reply:
+        """``reply`` as the front end sends it (``Connection: close`` while draining)."""
+        if self.draining:
+            reply.headers["Connection"] = "close"
+        return reply
+
     def front_door(self, method: str, path: str, content_length: int | None) -> Reply | None:
         """The answer to a request decided from its request line and headers alone — before its
         body is read or parsed: 413 when the declared body is over the cap, 503 (with

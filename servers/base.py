@@ -28,7 +28,7 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from servelab.core.config import ServerConfig, opt
 from servelab.core.predictor import MeanPredictor, RuntimePredictor
@@ -42,6 +42,22 @@ from servelab.servers.zoo.base import ZooModel
 log = logging.getLogger(__name__)
 
 VARIANTS = ("full", "tiny")
+
+CONNECTION_GRACE_S = 1.0
+"""At the end of a drain, how long open connections may take to send their last request."""
+
+
+class Frontend(Protocol):
+    """The HTTP front end's life cycle, as a server drives it."""
+
+    def start(self) -> None: ...
+
+    def close_door(self, timeout: float = 1.0) -> None:
+        """Refuse new connections; keep answering the open ones."""
+
+    def open_connections(self) -> int: ...
+
+    def stop(self, timeout: float = 5.0) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -156,6 +172,7 @@ class Server(ABC):
 
     kind: ClassVar[str] = ""
     frontend_name: ClassVar[str] = ""
+    frontend: Frontend  # set by _start_frontend
 
     def __init__(
         self, config: ServerConfig, options: ServeOptions | None = None,
@@ -191,8 +208,8 @@ class Server(ABC):
     @abstractmethod
     def _start_frontend(self, sock: socket.socket) -> None: ...
 
-    @abstractmethod
-    def _stop_frontend(self, timeout: float) -> None: ...
+    def _stop_frontend(self, timeout: float) -> None:
+        self.frontend.stop(timeout)
 
     @abstractmethod
     def _stop_executor(self, timeout: float) -> None: ...
@@ -249,6 +266,8 @@ class Server(ABC):
         self.stopped = True
         timeout = self.options.drain_timeout_s if drain_timeout is None else drain_timeout
         self.engine.stop_intake()
+        t0 = time.perf_counter()
+        self.frontend.close_door()
         drained = self.engine.drain(timeout)
         if self.watchdog is not None:
             self.watchdog.stop()
@@ -256,6 +275,11 @@ class Server(ABC):
         end = time.perf_counter() + 2.0
         while self.api.active > 0 and time.perf_counter() < end:
             time.sleep(0.01)  # let handlers send their replies
+        # Each open connection closes after its next reply (Connection: close); wait for them
+        # (an idle kept-alive one may never send again: bounded by the drain's time left).
+        end = min(t0 + timeout, time.perf_counter() + CONNECTION_GRACE_S)
+        while self.frontend.open_connections() > 0 and time.perf_counter() < end:
+            time.sleep(0.01)
         time.sleep(0.05)
         self._stop_frontend(5.0)
         self._stop_executor(1.0)

@@ -51,6 +51,7 @@ def make_fastapi_app(api: OipApi) -> FastAPI:
     app.state.servelab_api = api  # the protocol's read timeout asks it too
 
     def send(reply: Reply) -> Response:
+        reply = api.finish(reply)
         return Response(reply.body, status_code=reply.status, headers=reply.headers)
 
     @app.get("/v2/health/live")
@@ -274,6 +275,25 @@ class UvicornFrontend:
             with contextlib.suppress(Exception):
                 loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
+
+    def close_door(self, timeout: float = 1.0) -> None:
+        """Stop taking new connections (the drain): those open are still answered, each closed
+        after its next reply (see :meth:`OipApi.finish`)."""
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            return
+        done = threading.Event()
+
+        def shut() -> None:
+            for s in self.server.servers:
+                s.close()
+            done.set()
+
+        loop.call_soon_threadsafe(shut)
+        done.wait(timeout)
+
+    def open_connections(self) -> int:
+        return len(self.server.server_state.connections)
 
     def stop(self, timeout: float = 5.0) -> None:
         self.server.should_exit = True

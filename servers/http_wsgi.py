@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import select
 import socket
 import threading
 import time
@@ -39,7 +40,7 @@ from waitress import wasyncore
 from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
 from waitress.server import create_server
-from waitress.task import ErrorTask
+from waitress.task import ErrorTask, WSGITask
 from waitress.utilities import RequestEntityTooLarge
 
 from servelab.servers.api import OipApi, Pending, Reply, error_reply
@@ -64,6 +65,7 @@ def make_flask_app(api: OipApi) -> Flask:
     app.extensions["servelab_api"] = api  # the front door (WaitressFrontend) asks it too
 
     def send(reply: Reply) -> Response:
+        # (no api.finish: Connection is hop-by-hop, WSGI apps may not set it; DrainingTask does)
         return Response(reply.body, status=reply.status, headers=reply.headers)
 
     @app.get("/v2/health/live")
@@ -141,6 +143,17 @@ def response_bytes(status: int, body: bytes, headers: dict[str, str], close: boo
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
+class DrainingTask(WSGITask):
+    """The app's replies; one sent while the server drains closes its connection after it
+    (``Connection: close``, see :meth:`OipApi.finish`)."""
+
+    def build_response_header(self) -> Any:
+        api = self.channel.frontend.api if isinstance(self.channel, GuardedChannel) else None
+        if api is not None and api.draining:
+            self.set_close_on_finish()
+        return super().build_response_header()
+
+
 class JsonErrorTask(ErrorTask):
     """waitress's own protocol errors, as the API's ``{"error": ...}`` JSON."""
 
@@ -211,6 +224,7 @@ class GuardedChannel(HTTPChannel):
 
     frontend: WaitressFrontend
     error_task_class = JsonErrorTask
+    task_class = DrainingTask
     will_close: bool  # waitress's (untyped) attributes
     request: Any
 
@@ -251,7 +265,7 @@ class GuardedChannel(HTTPChannel):
         if reply is None:
             return None
         close = (reply.status == 413 or parser.chunked or parser.expect_continue
-                 or parser.connection_close)
+                 or parser.connection_close or api.draining)
         parser.expect_continue = False  # no 100 Continue: this answer is final
         parser.completed = parser.empty = True  # nothing for the app
         self.request_started = None
@@ -368,6 +382,8 @@ class WaitressFrontend:
         self.server.channel_class = type("Channel", (GuardedChannel,), {"frontend": self})
         self.threads = threads
         self._stop = threading.Event()
+        self._close_door = threading.Event()
+        self._door_closed = threading.Event()
         self._thread = threading.Thread(target=self._run, name="waitress-loop", daemon=True)
 
     def start(self) -> None:
@@ -379,6 +395,8 @@ class WaitressFrontend:
         while not self._stop.is_set():
             try:
                 wasyncore.loop(timeout=TICK_S, map=srv._map, use_poll=True, count=1)
+                if self._close_door.is_set() and not self._door_closed.is_set():
+                    self._shut_door()
                 now = time.monotonic()
                 if now >= next_tick:
                     next_tick = now + TICK_S
@@ -389,6 +407,32 @@ class WaitressFrontend:
                 log.exception("waitress loop error")
         srv.task_dispatcher.shutdown(cancel_pending=True, timeout=2)
         wasyncore.close_all(srv._map)
+
+    def _shut_door(self) -> None:
+        """(loop thread) Accept the connections already queued in the kernel's backlog —
+        closing the listener would reset them, though their clients think them open — then
+        close the listener: a new connection is refused from here on, never cut."""
+        srv = self.server
+        try:
+            while select.select([srv.socket], [], [], 0)[0]:
+                before = len(srv._map)
+                srv.handle_accept()
+                if len(srv._map) == before:
+                    break
+            srv.close()
+        except OSError:  # pragma: no cover - already closed
+            pass
+        self._door_closed.set()
+
+    def close_door(self, timeout: float = 1.0) -> None:
+        """Stop taking new connections (the drain): those open are still answered, each closed
+        after its next reply (see :meth:`OipApi.finish`)."""
+        self._close_door.set()
+        if self._thread.is_alive():
+            self._door_closed.wait(timeout)
+
+    def open_connections(self) -> int:
+        return len(self.server.active_channels)
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()

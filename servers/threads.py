@@ -39,9 +39,6 @@ class WaitressServer(Server):
         )
         self.frontend.start()
 
-    def _stop_frontend(self, timeout: float) -> None:
-        self.frontend.stop(timeout)
-
 
 class ThreadServer(WaitressServer):
     kind = "threads"

@@ -188,3 +188,38 @@ def test_sigterm_to_the_process_group_under_load_drains_with_nothing_lost(tmp_pa
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         log.close()
+
+
+@pytest.mark.parametrize("kind", ["threads", "async-thread"])
+def test_a_drain_under_keep_alive_load_cuts_no_connection(kind: str) -> None:
+    """The load generator's pooled keep-alive connections, 2x overloaded, when the server
+    drains: every request is answered (ok or 503) or refused at connect (the listener is
+    closed) — none is reset or cut with no answer, and the run ends."""
+    from servelab.core.workload import WorkloadSpec
+    from servelab.loadgen.generator import SenderOptions
+    from servelab.loadgen.runner import LoadConfig, run_load
+
+    srv = start(kind, workers=2, queue_capacity=8, models=("sleep",))
+    spec = WorkloadSpec.from_dict({
+        "name": "drain", "duration": 3.0, "arrival": {"kind": "poisson", "rate": 200},
+        "mix": {"sleep": 1.0}, "seed": 3,
+    })
+
+    def make_input(model: str, size: int, rng: Any) -> dict[str, np.ndarray]:
+        return {"seconds": np.array([[0.02]], np.float32)}  # 2 workers: ~100/s
+
+    try:
+        run = Background(lambda: run_load(
+            LoadConfig(workload="drain", target=srv.url, progress=False, check_models=False),
+            SenderOptions(timeout=5.0), spec=spec, write=False, make_input=make_input))
+        time.sleep(1.0)
+        assert srv.shutdown(drain_timeout=5.0)
+        rec = run.get().records
+    finally:
+        srv.stop()
+    failed = rec[rec["status"] == "error"]
+    cut = failed[~failed["error"].str.startswith("connect failed")]
+    assert len(cut) == 0, cut["error"].value_counts()
+    assert (rec["status"] == "ok").sum() > 50 and len(failed) > 0  # it did drain mid-run
+    assert set(rec["status"]) <= {"ok", "rejected", "error"}
+    assert (rec.loc[rec["status"] == "rejected", "http_status"] == 503).all()
