@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from servelab.analysis.os_study import MEASUREMENTS, command, run_one
+from servelab.analysis.os_study import FRAME_VERSION, MEASUREMENTS, command, run_one
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
           f"{os.getloadavg()[0]:.2f}; live runs wait while /tmp/servelab-quiet exists -> {out}")
     summary: dict[str, Any] = {**run_metadata(command(names, args.quick, args.variant,
                                                            args.profile), machine),
-                               "measurements": {}}
+                               "version": FRAME_VERSION, "measurements": {}}
     t0 = time.perf_counter()
     for name in names:
         m = MEASUREMENTS[name]

@@ -4,7 +4,9 @@ and IPC per concurrency model) and 6 (the seed's table of OS concepts), each on 
 Each measurement is a function ``(quick, variant, **overrides) -> DataFrame`` in a module of
 its own; :data:`MEASUREMENTS` names them.  ``servelab os-study`` runs them and writes the
 frames; the report's sections run them through their cache.  Summaries (:mod:`.claims`) and
-figures (:mod:`.figures`) are pure functions of the frames.
+figures (:mod:`.figures`) are pure functions of the frames.  Every time in a frame is in
+seconds (``*_s``, ``seconds``, ``s_per_read``); the printed numbers, claims and figure axes
+show ms, us or ns.
 
 ========== ========= ==========================================================================
 name       section   what
@@ -77,6 +79,10 @@ MEASUREMENTS: dict[str, Measurement] = {m.name: m for m in (
     Measurement("affinity", "affinity", "measure", (6,), True,
                 "two workers unpinned, pinned one per core, pinned to one core"),
 )}
+
+FRAME_VERSION = 2
+"""The frames' format: 2 has every time in seconds (version 1 had ``*_ms``, ``ns_per_read``);
+part of the report cache's key, so a cached version-1 frame is measured again."""
 
 SECTION_2 = ("ctxsw", "ipc")
 SECTION_6 = ("spawn", "memory", "pingpong", "locks", "deadlock", "ipc", "gil", "sched",

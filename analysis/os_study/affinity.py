@@ -64,10 +64,10 @@ def measure(quick: bool = True, variant: str = "full", **over: Any) -> pd.DataFr
                     "condition": cond, "repeat": rep, "rate": p["rate"], "ok": ok,
                     "requests": len(rec), "cores": len(cores),
                     "throughput": ok / max(float(end.max()) if ok else p["seconds"], 1e-9),
-                    "p50_ms": 1000 * float(np.median(lat)) if ok else np.nan,
-                    "p99_ms": 1000 * float(np.percentile(lat, 99)) if ok else np.nan,
+                    "p50_s": float(np.median(lat)) if ok else np.nan,
+                    "p99_s": float(np.percentile(lat, 99)) if ok else np.nan,
                     "ivcsw_per_req": d.involuntary / max(ok, 1),
-                    "worker_cpu_ms_per_req": 1000 * d.cpu_s / max(ok, 1),
+                    "worker_cpu_s_per_req": d.cpu_s / max(ok, 1),
                 })
         for w in workers:
             pin(w, set(cores))

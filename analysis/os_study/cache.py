@@ -8,8 +8,9 @@ that shows the cache hierarchy either way.
   hides the PMU the hardware events read ``<not supported>``: the study says so and invents
   nothing.
 * ``cache``: random reads (NumPy gather of a shuffled index, 2^20 reads) over arrays from
-  16 KiB to 64 MiB (256 MiB in the full run): nanoseconds per read step up as the working set
-  leaves L1/L2, then the last-level cache, for memory.  Repeated; one row per repeat.
+  16 KiB to 64 MiB (256 MiB in the full run): the time per read (``s_per_read``, seconds;
+  printed in ns) steps up as the working set leaves L1/L2, then the last-level cache, for
+  memory.  Repeated; one row per repeat.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def measure_perf(quick: bool = True, variant: str = "full", **over: Any) -> pd.D
     return pd.DataFrame(rows)
 
 
-def _ns_per_read(nbytes: int, reads: int, rng: np.random.Generator) -> float:
+def _s_per_read(nbytes: int, reads: int, rng: np.random.Generator) -> float:
     a = np.ones(nbytes // 8, dtype=np.int64)
     idx = rng.integers(0, a.size, reads)
     a[idx].sum()  # warm: the pages are touched, the index is built
@@ -71,7 +72,7 @@ def _ns_per_read(nbytes: int, reads: int, rng: np.random.Generator) -> float:
         t = time.perf_counter()
         a[idx].sum()
         best = min(best, time.perf_counter() - t)
-    return float(1e9 * best / reads)
+    return float(best / reads)
 
 
 def measure_cache(quick: bool = True, variant: str = "full", **over: Any) -> pd.DataFrame:
@@ -82,6 +83,6 @@ def measure_cache(quick: bool = True, variant: str = "full", **over: Any) -> pd.
     reads = int(over.get("reads", 1 << 20))
     repeats = int(over.get("repeats", 3 if quick else 5))
     rng = np.random.default_rng(0)
-    rows = [{"bytes": s, "repeat": r, "ns_per_read": _ns_per_read(s, reads, rng)}
+    rows = [{"bytes": s, "repeat": r, "s_per_read": _s_per_read(s, reads, rng)}
             for r in range(repeats) for s in sizes]
     return pd.DataFrame(rows)

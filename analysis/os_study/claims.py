@@ -2,8 +2,9 @@
 the frames :mod:`servelab.analysis.os_study` measures).
 
 :func:`numbers` gives ``[(label, value, unit)]`` — what ``servelab os-study`` prints and
-``summary.json`` keeps; :func:`claim` gives the sentence, with those numbers, that a report
-figure states.
+``summary.json`` keeps, each value in the unit it names (the frames hold seconds; a number
+shows them in ms, us or ns); :func:`claim` gives the sentence, with those numbers, that a
+report figure states.
 """
 
 from __future__ import annotations
@@ -15,29 +16,43 @@ import pandas as pd
 
 Number = tuple[str, float, str]
 
+MS = 1e3
+"""Seconds to the milliseconds a number or claim shows."""
 
-def _med(df: pd.DataFrame, key: str, value: str) -> dict[str, float]:
-    return {str(k): float(v) for k, v in df.groupby(key, sort=False)[value].median().items()}
+
+def _med(df: pd.DataFrame, key: str, value: str, scale: float = 1.0) -> dict[str, float]:
+    return {str(k): scale * float(v)
+            for k, v in df.groupby(key, sort=False)[value].median().items()}
+
+
+def _per(df: pd.DataFrame, key: str,
+         cols: tuple[tuple[str, str, float, str], ...]) -> list[Number]:
+    """Each ``(column, label, scale, unit)``'s median per ``key``, labelled ``"<key> <label>"``
+    and shown as ``scale`` x the column (a column the frame lacks is left out)."""
+    out: list[Number] = []
+    for col, label, scale, unit in cols:
+        if col not in df.columns:
+            continue
+        for k, v in _med(df, key, col, scale).items():
+            out.append((f"{k} {label}", v, unit))
+    return out
 
 
 def _ctxsw(df: pd.DataFrame) -> list[Number]:
-    out: list[Number] = []
-    for col, unit in (("vcsw_per_req", "switches/req"), ("ivcsw_per_req", "switches/req"),
-                      ("cpu_ms_per_req", "ms"), ("wall_ms_per_req", "ms"),
-                      ("cpu_over_wall", "cores"), ("ipc_ms", "ms"), ("queue_ms", "ms"),
-                      ("compute_ms", "ms")):
-        if col not in df.columns:
-            continue
-        for setup, v in _med(df, "setup", col).items():
-            out.append((f"{setup} {col}", v, unit))
-    return out
+    return _per(df, "setup", (
+        ("vcsw_per_req", "vcsw_per_req", 1.0, "switches/req"),
+        ("ivcsw_per_req", "ivcsw_per_req", 1.0, "switches/req"),
+        ("cpu_s_per_req", "cpu_ms_per_req", MS, "ms"),
+        ("wall_s_per_req", "wall_ms_per_req", MS, "ms"),
+        ("cpu_over_wall", "cpu_over_wall", 1.0, "cores"), ("ipc_s", "ipc_ms", MS, "ms"),
+        ("queue_s", "queue_ms", MS, "ms"), ("compute_s", "compute_ms", MS, "ms")))
 
 
 def _ipc(df: pd.DataFrame) -> list[Number]:
     from servelab.analysis.os_study.ipc import crossover, summarize
 
     s = summarize(df)
-    out: list[Number] = [(f"{r.method} {int(r.bytes)} B one-way", float(r.median_us), "us")
+    out: list[Number] = [(f"{r.method} {int(r.bytes)} B one-way", 1e6 * float(r.median_s), "us")
                          for r in s.itertuples()]
     x = crossover(df)
     out.append(("shm beats pipe from", float(x) if x is not None else math.nan, "B"))
@@ -64,12 +79,10 @@ def _memory(df: pd.DataFrame) -> list[Number]:
 
 
 def _locks(df: pd.DataFrame) -> list[Number]:
-    out: list[Number] = []
-    for col, unit in (("lock_wait_mean_ms", "ms"), ("lock_wait_p99_ms", "ms"),
-                      ("waited_share", "share"), ("p99_ms", "ms")):
-        for mode, v in _med(df, "mode", col).items():
-            out.append((f"{mode} {col}", v, unit))
-    return out
+    return _per(df, "mode", (
+        ("lock_wait_mean_s", "lock_wait_mean_ms", MS, "ms"),
+        ("lock_wait_p99_s", "lock_wait_p99_ms", MS, "ms"),
+        ("waited_share", "waited_share", 1.0, "share"), ("p99_s", "p99_ms", MS, "ms")))
 
 
 def _deadlock(df: pd.DataFrame) -> list[Number]:
@@ -90,11 +103,11 @@ def _sched(df: pd.DataFrame) -> list[Number]:
     out: list[Number] = []
     for pol, g in df.groupby("policy", sort=False):
         out.append((f"{pol} slow-class (distilbert) mean wait",
-                    1000 * float(g["wait_mean_distilbert"].median()), "ms"))
+                    MS * float(g["wait_mean_distilbert"].median()), "ms"))
         out.append((f"{pol} slow-class max wait",
-                    1000 * float(g["wait_max_distilbert"].median()), "ms"))
+                    MS * float(g["wait_max_distilbert"].median()), "ms"))
         out.append((f"{pol} fast-class (mobilenet_v2) mean wait",
-                    1000 * float(g["wait_mean_mobilenet_v2"].median()), "ms"))
+                    MS * float(g["wait_mean_mobilenet_v2"].median()), "ms"))
     return out
 
 
@@ -108,18 +121,15 @@ def _perf(df: pd.DataFrame) -> list[Number]:
 
 
 def _cache(df: pd.DataFrame) -> list[Number]:
-    m = df.groupby("bytes")["ns_per_read"].median()
+    m = 1e9 * df.groupby("bytes")["s_per_read"].median()
     return [(f"random read, {int(b) >> 10} KiB working set", float(v), "ns")
             for b, v in m.items()]
 
 
 def _affinity(df: pd.DataFrame) -> list[Number]:
-    out: list[Number] = []
-    for col, unit in (("throughput", "req/s"), ("p50_ms", "ms"), ("p99_ms", "ms"),
-                      ("ivcsw_per_req", "switches/req")):
-        for cond, v in _med(df, "condition", col).items():
-            out.append((f"{cond} {col}", v, unit))
-    return out
+    return _per(df, "condition", (
+        ("throughput", "throughput", 1.0, "req/s"), ("p50_s", "p50_ms", MS, "ms"),
+        ("p99_s", "p99_ms", MS, "ms"), ("ivcsw_per_req", "ivcsw_per_req", 1.0, "switches/req")))
 
 
 NUMBERS: dict[str, Callable[[pd.DataFrame], list[Number]]] = {
@@ -150,9 +160,9 @@ def _no_free_core(df: pd.DataFrame, process_speedup: float) -> str:
 
 
 def _ipc_tail(df: pd.DataFrame) -> str:
-    if "ipc_ms" not in df.columns or "processes" not in set(df["setup"]):
+    if "ipc_s" not in df.columns or "processes" not in set(df["setup"]):
         return ""
-    ipc = _med(df, "setup", "ipc_ms")["processes"]
+    ipc = _med(df, "setup", "ipc_s", MS)["processes"]
     return f"; a process worker's IPC round trip adds {ipc:.2f} ms per request"
 
 
@@ -162,7 +172,7 @@ def claim(name: str, df: pd.DataFrame) -> str:
     g = _get
     if name == "ctxsw":
         v = _med(df, "setup", "vcsw_per_req")
-        cw = _med(df, "setup", "cpu_ms_per_req")
+        cw = _med(df, "setup", "cpu_s_per_req", MS)
         lo, hi = min(v, key=v.__getitem__), max(v, key=v.__getitem__)
         return (f"Per request, {hi} makes the most voluntary context switches "
                 f"({v[hi]:.1f}) and {lo} the fewest ({v[lo]:.1f}); CPU per request ranges "
@@ -239,13 +249,13 @@ def claim(name: str, df: pd.DataFrame) -> str:
         return "Hardware counters: " + ", ".join(
             f"{r.event} {r.value:.3g}" for r in df[df["supported"]].itertuples()) + "."
     if name == "cache":
-        m = df.groupby("bytes")["ns_per_read"].median()
+        m = 1e9 * df.groupby("bytes")["s_per_read"].median()
         return (f"A random read costs {m.iloc[0]:.1f} ns within {int(m.index[0]) >> 10} KiB "
                 f"and {m.iloc[-1]:.1f} ns over {int(m.index[-1]) >> 20} MiB "
                 f"({m.iloc[-1] / m.iloc[0]:.1f}x): the working set leaving the caches.")
     if name == "affinity":
-        t = _med(df, "condition", "p99_ms")
-        m = _med(df, "condition", "p50_ms")
+        t = _med(df, "condition", "p99_s", MS)
+        m = _med(df, "condition", "p50_s", MS)
         thr = _med(df, "condition", "throughput")
         return ("Two workers at a fixed load: p50 "
                 + ", ".join(f"{c} {m[c]:.0f} ms" for c in m) + "; p99 "

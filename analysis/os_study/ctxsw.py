@@ -60,16 +60,16 @@ def _one(srv: Any, pids: dict[str, list[int]], spec: Any, variant: str) -> dict[
     row: dict[str, Any] = {
         "requests": len(rec), "ok": ok, "run_s": wall,
         "vcsw_per_req": all_.voluntary / n, "ivcsw_per_req": all_.involuntary / n,
-        "cpu_ms_per_req": 1000 * all_.cpu_s / n,
-        "user_ms_per_req": 1000 * all_.user_s / n, "sys_ms_per_req": 1000 * all_.system_s / n,
-        "wall_ms_per_req": 1000 * float(lat.mean()) if ok else float("nan"),
-        "p50_ms": 1000 * float(lat.median()) if ok else float("nan"),
+        "cpu_s_per_req": all_.cpu_s / n,
+        "user_s_per_req": all_.user_s / n, "sys_s_per_req": all_.system_s / n,
+        "wall_s_per_req": float(lat.mean()) if ok else float("nan"),
+        "p50_s": float(lat.median()) if ok else float("nan"),
         "threads": sum(a.threads for a in after.values()),
     }
-    row["cpu_over_wall"] = row["cpu_ms_per_req"] / row["wall_ms_per_req"]
+    row["cpu_over_wall"] = row["cpu_s_per_req"] / row["wall_s_per_req"]
     for col in ("queue_s", "compute_s", "ipc_s", "lock_wait_s"):  # the server's own split
-        row[col.replace("_s", "_ms")] = (1000 * float(trace[col].mean())
-                                         if col in trace.columns and len(trace) else float("nan"))
+        row[col] = (float(trace[col].mean())  # mean per request
+                    if col in trace.columns and len(trace) else float("nan"))
     for k, d in delta.items():
         row[f"vcsw_{k}"] = d.voluntary / n
         row[f"ivcsw_{k}"] = d.involuntary / n
@@ -93,8 +93,8 @@ def measure(quick: bool = True, variant: str = "full", **over: Any) -> pd.DataFr
 
 def summarize(df: pd.DataFrame) -> pd.DataFrame:
     """Per setup: the median over repeats and the min-max spread of the key figures."""
-    cols = ["vcsw_per_req", "ivcsw_per_req", "cpu_ms_per_req", "sys_ms_per_req",
-            "wall_ms_per_req", "cpu_over_wall"]
+    cols = ["vcsw_per_req", "ivcsw_per_req", "cpu_s_per_req", "sys_s_per_req",
+            "wall_s_per_req", "cpu_over_wall"]
     g = df.groupby("setup", sort=False)[cols]
     med, lo, hi = g.median(), g.min(), g.max()
     out = med.add_suffix("")

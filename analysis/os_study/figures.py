@@ -1,5 +1,6 @@
 """One PNG per measurement (matplotlib, Agg): the figure each claim of :mod:`.claims` refers
-to, with its spread (min-max over repeats, or the interquartile range over samples)."""
+to, with its spread (min-max over repeats, or the interquartile range over samples).  The
+frames' seconds are drawn in the unit each axis names (ms, us, ns)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+MS = 1e3
 
 
 def _plt() -> Any:
@@ -44,13 +47,14 @@ def _ctxsw(df: pd.DataFrame, fig: Any) -> None:
         ax.set_title(title, fontsize=9)
         ax.legend(fontsize=7)
     ax = axes[1]
-    for k, (c, lab) in enumerate((("cpu_ms_per_req", "CPU"), ("wall_ms_per_req", "wall"))):
-        med, lo, hi = g[c].median()[setups], g[c].min()[setups], g[c].max()[setups]
+    for k, (c, lab) in enumerate((("cpu_s_per_req", "CPU"), ("wall_s_per_req", "wall"))):
+        med, lo, hi = (MS * g[c].median()[setups], MS * g[c].min()[setups],
+                       MS * g[c].max()[setups])
         ax.bar(x + 0.4 * k - 0.2, med, 0.4, yerr=[med - lo, hi - med], capsize=2, label=lab)
     ax.set_xticks(x, setups, rotation=25, ha="right", fontsize=8)
     ax.set_title("ms / request: CPU (all processes) vs wall", fontsize=9)
     ax.legend(fontsize=7)
-    _bars(axes[2], df, "setup", "sys_ms_per_req", order=setups)
+    _bars(axes[2], df, "setup", "sys_s_per_req", MS, order=setups)
     axes[2].set_title("system (kernel) CPU ms / request", fontsize=9)
 
 
@@ -93,9 +97,9 @@ def _memory(df: pd.DataFrame, fig: Any) -> None:
 
 def _locks(df: pd.DataFrame, fig: Any) -> None:
     a, b = fig.subplots(1, 2)
-    _bars(a, df, "mode", "lock_wait_p99_ms")
+    _bars(a, df, "mode", "lock_wait_p99_s", MS)
     a.set_title("lock wait p99, ms", fontsize=9)
-    _bars(b, df, "mode", "p99_ms")
+    _bars(b, df, "mode", "p99_s", MS)
     b.set_title("client p99 latency, ms", fontsize=9)
 
 
@@ -122,12 +126,9 @@ def _gil(df: pd.DataFrame, fig: Any) -> None:
 
 def _sched(df: pd.DataFrame, fig: Any) -> None:
     a, b = fig.subplots(1, 2)
-    d = df.assign(wait_mean_ms=1000 * df["wait_mean_distilbert"],
-                  wait_max_ms=1000 * df["wait_max_distilbert"],
-                  fast_ms=1000 * df["wait_mean_mobilenet_v2"])
-    _bars(a, d, "policy", "wait_max_ms")
+    _bars(a, df, "policy", "wait_max_distilbert", MS)
     a.set_title("slow class (DistilBERT): longest wait, ms", fontsize=9)
-    _bars(b, d, "policy", "fast_ms")
+    _bars(b, df, "policy", "wait_mean_mobilenet_v2", MS)
     b.set_title("fast class (MobileNetV2): mean wait, ms", fontsize=9)
 
 
@@ -143,8 +144,8 @@ def _perf(df: pd.DataFrame, fig: Any) -> None:
 
 def _cache(df: pd.DataFrame, fig: Any) -> None:
     ax = fig.subplots()
-    g = df.groupby("bytes")["ns_per_read"]
-    med, lo, hi = g.median(), g.min(), g.max()
+    g = df.groupby("bytes")["s_per_read"]
+    med, lo, hi = 1e9 * g.median(), 1e9 * g.min(), 1e9 * g.max()
     ax.errorbar(med.index, med, yerr=[med - lo, hi - med], marker="o", capsize=2)
     ax.set_xscale("log", base=2)
     ax.set_xlabel("working set, bytes")
@@ -153,7 +154,7 @@ def _cache(df: pd.DataFrame, fig: Any) -> None:
 
 def _affinity(df: pd.DataFrame, fig: Any) -> None:
     a, b = fig.subplots(1, 2)
-    _bars(a, df, "condition", "p99_ms")
+    _bars(a, df, "condition", "p99_s", MS)
     a.set_title("p99 latency, ms", fontsize=9)
     _bars(b, df, "condition", "throughput")
     b.set_title("throughput, req/s", fontsize=9)

@@ -37,15 +37,17 @@ def measure(quick: bool = True, variant: str = "full", **over: Any) -> pd.DataFr
 
 
 def summarize(df: pd.DataFrame) -> pd.DataFrame:
+    """Per method and payload: the one-way time's median and quartiles (seconds) and the
+    median's bandwidth."""
     g = df.groupby(["method", "bytes"])["one_way_s"]
-    out = pd.DataFrame({"median_us": 1e6 * g.median(), "p25_us": 1e6 * g.quantile(0.25),
-                        "p75_us": 1e6 * g.quantile(0.75)}).reset_index()
-    out["gb_per_s"] = out["bytes"] / (out["median_us"] * 1e-6) / 1e9
+    out = pd.DataFrame({"median_s": g.median(), "p25_s": g.quantile(0.25),
+                        "p75_s": g.quantile(0.75)}).reset_index()
+    out["gb_per_s"] = out["bytes"] / out["median_s"] / 1e9
     return out
 
 
 def crossover(df: pd.DataFrame) -> int | None:
     """The smallest payload from which shared memory beats the pipe (median), or None."""
-    s = summarize(df).pivot(index="bytes", columns="method", values="median_us")
+    s = summarize(df).pivot(index="bytes", columns="method", values="median_s")
     faster = s.index[s["shm"] < s["pipe"]]
     return int(faster.min()) if len(faster) else None

@@ -61,14 +61,14 @@ def measure_locks(quick: bool = True, variant: str = "full", **over: Any) -> pd.
                     "errors": int((rec["status"] != "ok").sum()),
                     "first_error": str(errors.iloc[0]) if len(errors) else "",
                     "mode": mode, "repeat": rep, "rate": p["rate"], "requests": len(trace),
-                    "lock_wait_mean_ms": 1000 * float(wait.mean()) if len(wait) else np.nan,
-                    "lock_wait_p99_ms": 1000 * float(np.percentile(wait, 99)) if len(wait)
+                    "lock_wait_mean_s": float(wait.mean()) if len(wait) else np.nan,
+                    "lock_wait_p99_s": float(np.percentile(wait, 99)) if len(wait)
                     else np.nan,
                     "waited_share": float((wait > 1e-4).mean()) if len(wait) else np.nan,
-                    "compute_mean_ms": 1000 * float(trace["compute_s"].mean())
+                    "compute_mean_s": float(trace["compute_s"].mean())
                     if len(trace) else np.nan,
-                    "p50_ms": 1000 * float(np.median(lat)), "p99_ms": 1000 * float(
-                        np.percentile(lat, 99)), "ok": int(np.isfinite(lat).sum()),
+                    "p50_s": float(np.median(lat)), "p99_s": float(np.percentile(lat, 99)),
+                    "ok": int(np.isfinite(lat).sum()),
                 })
     return pd.DataFrame(rows)
 

@@ -17,9 +17,10 @@ FIGURES = {"ctxsw": "switches", "ipc": "ipc"}
 
 def measured(ctx: Context, name: str) -> pd.DataFrame:
     """One OS-study measurement through the report cache (shared with section 6)."""
-    from servelab.analysis.os_study import run_one
+    from servelab.analysis.os_study import FRAME_VERSION, run_one
 
-    meta = {"profile": str(ctx.profile)} if name == "sched" else None
+    meta = {"frame_version": FRAME_VERSION,
+            **({"profile": str(ctx.profile)} if name == "sched" else {})}
     return ctx.cached(f"os-study-{name}", lambda: run_one(name, ctx.quick, ctx.variant,
                       **({"profile": ctx.profile} if name == "sched" and ctx.profile else {})),
                       meta)
@@ -59,13 +60,13 @@ def load_note(frames: dict[str, pd.DataFrame], cores: object) -> str | None:
 def _answer(df: pd.DataFrame, ipc: pd.DataFrame) -> str:
     from servelab.analysis.os_study.ipc import crossover
 
-    g = df.groupby("setup")[["vcsw_per_req", "ivcsw_per_req", "cpu_ms_per_req"]].median()
+    g = df.groupby("setup")[["vcsw_per_req", "ivcsw_per_req", "cpu_s_per_req"]].median()
     parts = []
     for s in ("threads", "processes"):
         if s in g.index:
             parts.append(f"{s} {g.loc[s, 'vcsw_per_req']:.1f} voluntary + "
                          f"{g.loc[s, 'ivcsw_per_req']:.1f} involuntary switches and "
-                         f"{g.loc[s, 'cpu_ms_per_req']:.1f} ms CPU per request")
+                         f"{g.loc[s, 'cpu_s_per_req'] * 1e3:.1f} ms CPU per request")
     x = crossover(ipc)
     tail = (f"; crossing to a worker process costs IPC, where shared memory beats a pipe from "
             f"{size_text(x)} up" if x else "; shared memory never beat the pipe at the sizes "

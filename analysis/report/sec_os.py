@@ -84,7 +84,7 @@ def _answer(frames: dict[str, pd.DataFrame]) -> str:
     if "ipc" in frames and crossover(frames["ipc"]):
         parts.append(f"shared memory beats a pipe from {size_text(crossover(frames['ipc']) or 0)}")
     if "affinity" in frames:
-        p50 = frames["affinity"].groupby("condition")["p50_ms"].median()
+        p50 = frames["affinity"].groupby("condition")["p50_s"].median() * 1e3
         parts.append("pinning two workers one per core gave p50 "
                      f"{p50.get('spread', float('nan')):.0f} ms vs "
                      f"{p50.get('unpinned', float('nan')):.0f} ms unpinned and "

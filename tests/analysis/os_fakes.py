@@ -14,8 +14,8 @@ RUN = {"run_wall_s": 1.0, "run_load1_before": 0.5, "run_load1_after": 0.6}
 def frames() -> dict[str, pd.DataFrame]:
     ctxsw = pd.DataFrame([{"setup": s, "model": "noop", "rate": 20.0, "repeat": r,
                            "vcsw_per_req": 10.0 + i + r, "ivcsw_per_req": 2.0 + i,
-                           "cpu_ms_per_req": 2.0 + i, "sys_ms_per_req": 0.5,
-                           "wall_ms_per_req": 5.0, "cpu_over_wall": (2.0 + i) / 5.0}
+                           "cpu_s_per_req": (2.0 + i) / 1e3, "sys_s_per_req": 0.5e-3,
+                           "wall_s_per_req": 5e-3, "cpu_over_wall": (2.0 + i) / 5.0}
                           for i, s in enumerate(SETUPS) for r in (0, 1)])
     ipc = pd.DataFrame([{"method": m, "bytes": b, "sample": k,
                          "one_way_s": 1e-5 * (1 + b / 1e5) * (0.5 if m == "shm" and b > 1e4
@@ -32,8 +32,9 @@ def frames() -> dict[str, pd.DataFrame]:
                             "param_mb": 9.0, "thread_rss_mb": 0.5}
                            for f in (False, True) for j, st in enumerate(stages)
                            for w in (0, 1)])
-    locks = pd.DataFrame([{"mode": m, "repeat": 0, "lock_wait_mean_ms": w,
-                           "lock_wait_p99_ms": 10 * w, "waited_share": w / 10, "p99_ms": 40 + w}
+    locks = pd.DataFrame([{"mode": m, "repeat": 0, "lock_wait_mean_s": w / 1e3,
+                           "lock_wait_p99_s": 10 * w / 1e3, "waited_share": w / 10,
+                           "p99_s": (40 + w) / 1e3}
                           for m, w in (("global", 1.0), ("per-model", 0.1))])
     deadlock = pd.DataFrame([{"request": q, "status": s, "seconds": t, "watchdog_s": 1.0,
                               "error": "deadlock detected: ... 'deadlock-A' ... 'deadlock-B'",
@@ -54,10 +55,10 @@ def frames() -> dict[str, pd.DataFrame]:
                           "reason": "" if k == "sw" else "<not supported>"}
                          for e, k in (("cycles", "hw"), ("cache-misses", "hw"),
                                       ("context-switches", "sw"))])
-    cache = pd.DataFrame([{"bytes": b, "repeat": r, "ns_per_read": 2.0 + b / 2**22}
+    cache = pd.DataFrame([{"bytes": b, "repeat": r, "s_per_read": (2.0 + b / 2**22) / 1e9}
                           for b in (16 << 10, 1 << 20, 64 << 20) for r in (0, 1)])
-    affinity = pd.DataFrame([{"condition": c, "repeat": 0, "throughput": 50.0, "p50_ms": 10.0,
-                              "p99_ms": p, "ivcsw_per_req": 2.0}
+    affinity = pd.DataFrame([{"condition": c, "repeat": 0, "throughput": 50.0, "p50_s": 0.010,
+                              "p99_s": p / 1e3, "ivcsw_per_req": 2.0}
                              for c, p in (("unpinned", 40.0), ("spread", 35.0),
                                           ("same-core", 80.0))])
     out = {"ctxsw": ctxsw, "ipc": ipc, "spawn": spawn, "pingpong": ping, "memory": memory,

@@ -86,3 +86,17 @@ def test_every_measurement_has_a_figure_and_a_claim(tmp_path: Path) -> None:
             png = figures.plot(name, df, tmp_path / f"{name}.png", name, dpi=30)
             assert png.read_bytes()[:4] == b"\x89PNG", name
     assert set(frames()) == set(os_study.MEASUREMENTS)
+
+
+def test_a_frame_cached_in_the_old_ms_format_is_measured_again(
+        tmp_path: Path, calls: list[str]) -> None:
+    import json
+
+    ctx = _ctx(tmp_path)
+    ctx.cache.mkdir(parents=True)
+    old = frames()["affinity"].rename(columns={"p50_s": "p50_ms", "p99_s": "p99_ms"})
+    old.to_parquet(ctx.cache / "os-study-affinity-quick-tiny.parquet")
+    (ctx.cache / "os-study-affinity-quick-tiny.json").write_text(json.dumps(
+        {"name": "os-study-affinity", "quick": True, "variant": "tiny"}))  # version 1's key
+    df = sec_ctxsw.measured(ctx, "affinity")
+    assert calls == ["affinity"] and "p50_s" in df.columns
