@@ -50,9 +50,11 @@ def find_runs(root: Path) -> list[Path]:
 
 
 def load_points(runs: Sequence[Path]) -> pd.DataFrame:
+    from servelab.analysis.validate.store import Store
+
     frames = []
     for run in runs:
-        df = pd.read_parquet(Path(run) / "points.parquet")
+        df = Store(Path(run)).points()  # (an old run's ms latencies in seconds)
         if not df.empty:
             frames.append(df.assign(run=Path(run).name))
     if not frames:

@@ -117,8 +117,9 @@ class Attribution:
     verdict: str
     """``match``, ``above`` (even x hi is not enough), ``below`` (even x lo is too much),
     ``no effect`` or ``absent`` (the profile has no such parameters)."""
-    p50_lo_ms: float = math.nan
-    p50_hi_ms: float = math.nan
+    p50_lo_s: float = math.nan
+    p50_hi_s: float = math.nan
+    """The simulated p50 at the lowest and the highest factor (seconds)."""
 
     def row(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -192,7 +193,7 @@ def attribute(config: ServerConfig, spec: WorkloadSpec, profile: Profile, live_p
             return cache[f]
 
         f, verdict, g_lo, g_hi = match_factor(g, live_p50_s, lo, hi, iters, g1=base)
-        out.append(Attribution(name, f, verdict, g_lo * 1e3, g_hi * 1e3))
+        out.append(Attribution(name, f, verdict, g_lo, g_hi))
     return out
 
 

@@ -29,8 +29,9 @@ import pandas as pd
 
 from servelab.analysis.validate.grid import TARGET_LOAD
 
-METRICS = ("p50_ms", "p99_ms", "throughput", "reward", "goodput")
-TOLERANCE = {"p50_ms": 0.15, "throughput": 0.15, "p99_ms": 0.25}
+METRICS = ("p50_s", "p99_s", "throughput", "reward", "goodput")
+"""The compared figures (``live_<m>``, ``sim_<m>``): latencies in seconds, rates per second."""
+TOLERANCE = {"p50_s": 0.15, "throughput": 0.15, "p99_s": 0.25}
 """Per-point targets: |error| within these on at least :data:`POINT_SHARE` of the points."""
 POINT_SHARE = 0.8
 SPEARMAN_TARGET = 0.8
@@ -114,7 +115,7 @@ def noise(points: pd.DataFrame) -> dict[str, dict[str, Any]]:
                 if math.isfinite(v):
                     by_load.setdefault(float(x["load"].iloc[0]), []).append(v)
             row["reward_by_load"] = {k: float(np.mean(v)) for k, v in sorted(by_load.items())}
-        for m in ("reward", "p50_ms", "p99_ms"):
+        for m in ("reward", "p50_s", "p99_s"):
             if f"live_{m}" not in g:
                 row[m] = math.nan
                 continue
@@ -264,7 +265,7 @@ def targets(point_t: Mapping[str, Mapping[str, float]], wl: Mapping[str, Mapping
     for m, t in point_t.items():
         share = t["share"]
         out.append(Target(
-            f"{m.removesuffix('_ms')} within {t['tolerance']:.0%}",
+            f"{m.removesuffix('_s')} within {t['tolerance']:.0%}",
             f"{share:.0%} of {t['n']} points" if math.isfinite(share) else "no points",
             f">= {POINT_SHARE:.0%} of points at own load <= {TARGET_LOAD:.0%}",
             share >= POINT_SHARE if math.isfinite(share) else None,

@@ -51,8 +51,9 @@ def plot_scatter(points: pd.DataFrame, path: Path, band: float = 0.15) -> Path |
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
     loads = sorted(set(g["load"]))
-    for ax, metric in zip(axes, ("p50_ms", "p99_ms"), strict=True):
-        x, y = g[f"live_{metric}"].to_numpy(float), g[f"sim_{metric}"].to_numpy(float)
+    for ax, metric in zip(axes, ("p50", "p99"), strict=True):  # seconds in data, ms drawn
+        x = g[f"live_{metric}_s"].to_numpy(float) * 1e3
+        y = g[f"sim_{metric}_s"].to_numpy(float) * 1e3
         ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
         if not ok.any():
             continue
@@ -64,7 +65,8 @@ def plot_scatter(points: pd.DataFrame, path: Path, band: float = 0.15) -> Path |
         for setup, s in g.groupby("setup", sort=False):
             for j, load in enumerate(loads):
                 p = s[(s["load"] == load)]
-                px, py = p[f"live_{metric}"].to_numpy(float), p[f"sim_{metric}"].to_numpy(float)
+                px = p[f"live_{metric}_s"].to_numpy(float) * 1e3
+                py = p[f"sim_{metric}_s"].to_numpy(float) * 1e3
                 keep = np.isfinite(px) & np.isfinite(py) & (px > 0) & (py > 0)
                 ax.scatter(px[keep], py[keep], s=26, color=COLORS.get(str(setup), "0.4"),
                            marker=MARKERS[j % len(MARKERS)], edgecolor="k", linewidth=0.3,
@@ -73,10 +75,10 @@ def plot_scatter(points: pd.DataFrame, path: Path, band: float = 0.15) -> Path |
         ax.set_yscale("log")
         ax.set_xlim(lo, hi)
         ax.set_ylim(lo, hi)
-        ax.set_xlabel(f"live {metric.removesuffix('_ms')} (ms)")
-        ax.set_ylabel(f"simulated {metric.removesuffix('_ms')} (ms)")
+        ax.set_xlabel(f"live {metric} (ms)")
+        ax.set_ylabel(f"simulated {metric} (ms)")
         ax.grid(alpha=0.3, which="both")
-        ax.set_title(f"{metric.removesuffix('_ms')} latency, every point", fontsize=10)
+        ax.set_title(f"{metric} latency, every point", fontsize=10)
     handles, labels = axes[0].get_legend_handles_labels()
     proxies = _load_proxies(loads)
     axes[0].legend(handles + proxies, labels + [h.get_label() for h in proxies], fontsize=7,

@@ -36,8 +36,8 @@ def worst_points(points: pd.DataFrame, k: int) -> pd.DataFrame:
     """The ``k`` measured points with the largest |p50 error| where neither side saturated."""
     g = M.add_errors(M.main(points))
     g = g[~g["live_saturated"].astype(bool) & ~g["sim_saturated"].astype(bool)
-          & np.isfinite(g["err_p50_ms"].to_numpy(float))]
-    return g.reindex(g["err_p50_ms"].abs().sort_values(ascending=False).index).head(k)
+          & np.isfinite(g["err_p50_s"].to_numpy(float))]
+    return g.reindex(g["err_p50_s"].abs().sort_values(ascending=False).index).head(k)
 
 
 def attribute_worst(runner: Any, points: pd.DataFrame, k: int) -> list[dict[str, Any]]:
@@ -49,17 +49,19 @@ def attribute_worst(runner: Any, points: pd.DataFrame, k: int) -> list[dict[str,
         spec = runner.spec(str(r.workload), float(r.rate), int(r.seed))
         seeds = [spec.seed + j for j in range(runner.grid.sim_seeds)]
         attrs = attribute(runner.config(cell), spec, runner.profile_for(r._asdict()),
-                          float(r.live_p50_ms) / 1e3, seeds, FAMILIES)
+                          float(r.live_p50_s), seeds, FAMILIES)
         out.append({"key": r.key, "workload": r.workload, "cell": r.cell, "load": r.load,
-                    "p50_error": float(r.err_p50_ms), "live_p50_ms": float(r.live_p50_ms),
-                    "sim_p50_ms": float(r.sim_p50_ms), "explain": explain(r.err_p50_ms, attrs),
+                    "p50_error": float(r.err_p50_s), "live_p50_s": float(r.live_p50_s),
+                    "sim_p50_s": float(r.sim_p50_s), "explain": explain(r.err_p50_s, attrs),
                     "families": [a.row() for a in attrs]})
     return out
 
 
-def _ms(x: float) -> str:
-    if not math.isfinite(x):
+def _ms(seconds: float) -> str:
+    """A latency (seconds) for a table: ms, or s from 10 s."""
+    if not math.isfinite(seconds):
         return "-"
+    x = seconds * 1e3
     return f"{x / 1e3:.2f}s" if x >= 1e4 else f"{x:.0f}ms" if x >= 100 else f"{x:.1f}ms"
 
 
@@ -81,9 +83,9 @@ def format_points(points: pd.DataFrame) -> str:
         sat += "!" if getattr(r, "live_not_sent", 0.0) > LAG_LIMIT else ""
         lines.append(
             f"{r.workload:<10} {r.load:>4.0%} {Cell.parse(r.cell).label:<23} {r.own_load:>4.2f}"
-            f"{tgt}{r.rate:>6.1f} | {_ms(r.live_p50_ms):>8} {_ms(r.sim_p50_ms):>8} "
-            f"{_err(r.err_p50_ms):>5} | {_ms(r.live_p99_ms):>8} {_ms(r.sim_p99_ms):>8} "
-            f"{_err(r.err_p99_ms):>5} | {r.live_throughput:>8.1f} {r.sim_throughput:>7.1f} "
+            f"{tgt}{r.rate:>6.1f} | {_ms(r.live_p50_s):>8} {_ms(r.sim_p50_s):>8} "
+            f"{_err(r.err_p50_s):>5} | {_ms(r.live_p99_s):>8} {_ms(r.sim_p99_s):>8} "
+            f"{_err(r.err_p99_s):>5} | {r.live_throughput:>8.1f} {r.sim_throughput:>7.1f} "
             f"{_err(r.err_throughput):>5} | {r.live_reward:>5.1f}/{r.sim_reward:<5.1f}{sat}")
     lines.append("* own load <= 80% (the per-point targets count these); S: saturated "
                  f"(live, sim); !: the load generator fell behind (> {LAG_LIMIT:.0%} not sent)")
@@ -95,8 +97,8 @@ def format_workloads(fig: Mapping[str, Any]) -> str:
     for wl, f in fig["workloads"].items():
         nz = fig["noise"].get(wl, {})
         by = ", ".join(f"{float(k):.0%} {v:.1%}" for k, v in nz.get("reward_by_load", {}).items())
-        noise = (f"reward noise {nz['reward']:.1%} (by load {by}; p50 {nz['p50_ms']:.1%}, p99 "
-                 f"{nz['p99_ms']:.1%}; {int(nz['n'])} repeated points)"
+        noise = (f"reward noise {nz['reward']:.1%} (by load {by}; p50 {nz['p50_s']:.1%}, p99 "
+                 f"{nz['p99_s']:.1%}; {int(nz['n'])} repeated points)"
                  if math.isfinite(nz.get("reward", math.nan)) else "noise not measured")
         sp = f"{f['spearman']:+.2f}" if math.isfinite(f["spearman"]) else "n/a"
         tp = f"{f['top_pick']:.0%}" if math.isfinite(f["top_pick"]) else "n/a"
@@ -125,7 +127,7 @@ def format_targets(fig: Mapping[str, Any], command: str) -> str:
                          + "; ".join(s["disagree"][:6]) + (" ..." if len(s["disagree"]) > 6 else ""))
     by = fig["errors_by_level"]
     lines.append("  median |error| by load level: " + "; ".join(
-        f"{lv:.0%}: p50 {_pct(e['p50_ms'])} p99 {_pct(e['p99_ms'])} thr {_pct(e['throughput'])}"
+        f"{lv:.0%}: p50 {_pct(e['p50_s'])} p99 {_pct(e['p99_s'])} thr {_pct(e['throughput'])}"
         for lv, e in by.items()))
     return "\n".join(lines)
 
@@ -141,5 +143,5 @@ def format_attribution(rows: Sequence[Mapping[str, Any]]) -> str:
              "factor in [0.25, 4]):"]
     for r in rows:
         lines.append(f"  {r['workload']} {r['load']:.0%} {Cell.parse(r['cell']).label}: "
-                     f"live {_ms(r['live_p50_ms'])}, sim {_ms(r['sim_p50_ms'])} — {r['explain']}")
+                     f"live {_ms(r['live_p50_s'])}, sim {_ms(r['sim_p50_s'])} — {r['explain']}")
     return "\n".join(lines)

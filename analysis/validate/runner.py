@@ -58,17 +58,18 @@ from servelab.loadgen.ladder import DEFAULT_RULES, climb, step_from_summary
 
 log = logging.getLogger(__name__)
 
-STATS = ("p50_ms", "p99_ms", "throughput", "offered", "reward", "goodput", "slo_attainment",
+STATS = ("p50_s", "p99_s", "throughput", "offered", "reward", "goodput", "slo_attainment",
          "failed", "not_sent")
 
 
 def stats(summary: Mapping[str, Any]) -> dict[str, float]:
-    """The point's figures from a :class:`servelab.summary.Summary` (its dict form)."""
+    """The point's figures from a :class:`servelab.summary.Summary` (its dict form; latencies
+    in seconds)."""
     counts = summary["status"]
     n = max(int(summary["requests"]), 1)
     lat = summary["latency_s"]
     return {
-        "p50_ms": lat["p50"] * 1e3, "p99_ms": lat["p99"] * 1e3,
+        "p50_s": float(lat["p50"]), "p99_s": float(lat["p99"]),
         "throughput": float(summary["throughput"]), "offered": float(summary["offered_rate"]),
         "reward": float(summary["reward"]), "goodput": float(summary.get("goodput", math.nan)),
         "slo_attainment": float(summary.get("slo_attainment", math.nan)),
@@ -447,7 +448,7 @@ def progress_line(r: Mapping[str, Any]) -> str:
 
     rep = f" (repeat {r['repeat']})" if r["repeat"] else ""
     return (f"{r['workload']:<10} {r['load']:>4.0%} {Cell.parse(r['cell']).label:<22}{rep} "
-            f"{r['rate']:6.1f}/s own {r['own_load']:4.2f} | live p50 {r['live_p50_ms']:7.1f} "
-            f"p99 {r['live_p99_ms']:7.1f} ms thr {r['live_throughput']:6.1f}{sat('live')} | "
-            f"sim p50 {r['sim_p50_ms']:7.1f} p99 {r['sim_p99_ms']:7.1f} ms thr "
+            f"{r['rate']:6.1f}/s own {r['own_load']:4.2f} | live p50 {r['live_p50_s'] * 1e3:7.1f} "
+            f"p99 {r['live_p99_s'] * 1e3:7.1f} ms thr {r['live_throughput']:6.1f}{sat('live')} | "
+            f"sim p50 {r['sim_p50_s'] * 1e3:7.1f} p99 {r['sim_p99_s'] * 1e3:7.1f} ms thr "
             f"{r['sim_throughput']:6.1f}{sat('sim')}")

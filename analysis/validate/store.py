@@ -2,6 +2,12 @@
 
 Every write is atomic (:mod:`servelab.results`), so a killed run never leaves a
 half-written table that a resumed run would trust.
+
+Format :data:`VERSION` 2 has the points' latencies in seconds (``live_p50_s``, ``sim_p99_s``,
+``err_p50_s``, ...).  Version 1 (before the unit convention of issue 15; its ``grid.json``
+has no ``version``) had them in milliseconds (``live_p50_ms`` ...): :meth:`Store.points`
+reads such a table converted, so an old run resumes and re-simulates as a new one, and the
+next save writes it in version 2.
 """
 
 from __future__ import annotations
@@ -17,6 +23,29 @@ import pandas as pd
 from servelab.analysis.validate.grid import Grid
 from servelab.results import write_json, write_parquet
 
+VERSION = 2
+"""The run folder's format (see the module docstring); ``grid.json`` and ``summary.json``
+say it."""
+_MS_COLUMNS = {f"{side}_{m}_ms": f"{side}_{m}_s"
+               for side in ("live", "sim") for m in ("p50", "p99")}
+_ERROR_COLUMNS = {"err_p50_ms": "err_p50_s", "err_p99_ms": "err_p99_s"}
+
+
+def upgrade_points(df: pd.DataFrame) -> pd.DataFrame:
+    """A points table in the current format: a version-1 table's millisecond latencies in
+    seconds (its relative errors renamed, unchanged); a current one as it is."""
+    old = [c for c in (*_MS_COLUMNS, *_ERROR_COLUMNS) if c in df.columns]
+    if not old:
+        return df
+    clash = [c for c in old if {**_MS_COLUMNS, **_ERROR_COLUMNS}[c] in df.columns]
+    if clash:
+        raise ValueError(f"points table has both the old (ms) and the new (s) columns: {clash}")
+    out = df.rename(columns={**_MS_COLUMNS, **_ERROR_COLUMNS})
+    for c in _MS_COLUMNS.values():
+        if c in out.columns:
+            out[c] = out[c].astype(float) / 1e3
+    return out
+
 
 @dataclass
 class Store:
@@ -26,7 +55,7 @@ class Store:
 
     def points(self) -> pd.DataFrame:
         p = self.path / "points.parquet"
-        return pd.read_parquet(p) if p.exists() else pd.DataFrame()
+        return upgrade_points(pd.read_parquet(p)) if p.exists() else pd.DataFrame()
 
     def save_points(self, df: pd.DataFrame) -> None:
         write_parquet(self.path / "points.parquet", df)
@@ -43,4 +72,5 @@ class Store:
         return Grid.from_dict(json.loads(p.read_text())["grid"]) if p.exists() else None
 
     def save_grid(self, grid: Grid, **meta: Any) -> None:
-        write_json(self.path / "grid.json", {"grid": grid.to_dict(), **meta})
+        write_json(self.path / "grid.json", {"grid": grid.to_dict(), **meta,
+                                             "version": VERSION})

@@ -29,7 +29,7 @@ from servelab.analysis.validate.grid import (
     quick_grid,
 )
 from servelab.analysis.validate.runner import Runner
-from servelab.analysis.validate.store import Store
+from servelab.analysis.validate.store import VERSION, Store
 from servelab.core.profile import Profile
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ def validate(grid: Grid, profile: Profile, out: Path, backend: Backend | None = 
     except KeyError:  # stopped before every capacity was measured
         c_ref = {}
     summary = {
-        "kind": "validate", "split": SPLIT, **run_metadata(command),
+        "kind": "validate", "version": VERSION, "split": SPLIT, **run_metadata(command),
         "resume": f"servelab validate --resume {shlex.quote(str(out))}",
         "profile": {"digest": profile.digest, "source": profile.machine.source,
                     "path": profile_path, "measured": profile.machine.date},

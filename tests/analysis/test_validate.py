@@ -110,14 +110,14 @@ def test_each_level_is_judged_against_the_noise_measured_at_it():
 def test_point_targets_and_target_lines():
     df = pd.DataFrame({
         "repeat": 0, "own_load": [0.5, 0.5, 0.8, 0.95],
-        "live_p50_ms": [10.0, 10.0, 10.0, 10.0], "sim_p50_ms": [11.0, 8.0, 10.0, 1.0],
-        "live_p99_ms": [50.0] * 4, "sim_p99_ms": [60.0, 40.0, 70.0, 1.0],
+        "live_p50_s": [0.010] * 4, "sim_p50_s": [0.011, 0.008, 0.010, 0.001],
+        "live_p99_s": [0.050] * 4, "sim_p99_s": [0.060, 0.040, 0.070, 0.001],
         "live_throughput": [10.0] * 4, "sim_throughput": [10.0] * 4,
     })
     t = M.point_targets(df)
-    assert t["p50_ms"]["n"] == 3  # the 95% point is not a target point
-    assert t["p50_ms"]["share"] == pytest.approx(2 / 3)  # -20% misses the 15% band
-    assert t["p99_ms"]["share"] == pytest.approx(2 / 3)  # +40% misses the 25% band
+    assert t["p50_s"]["n"] == 3  # the 95% point is not a target point
+    assert t["p50_s"]["share"] == pytest.approx(2 / 3)  # -20% misses the 15% band
+    assert t["p99_s"]["share"] == pytest.approx(2 / 3)  # +40% misses the 25% band
     assert t["throughput"]["share"] == pytest.approx(1.0)
     lines = M.targets(t, {"w": {"spearman": 0.9, "top_pick": 0.9}}, {"share": math.nan, "n": 0})
     met = {x.name: x.met for x in lines}
@@ -313,7 +313,7 @@ def test_resume_skips_measured_points_and_resimulates_for_a_new_profile(tmp_path
     res = validate(grid, slower, tmp_path, backend=backend, attribute=0, say=lambda s: None)
     assert backend.runs == []
     assert set(res.points["profile"]) == {slower.digest}
-    assert res.points["err_p50_ms"].abs().max() < 0.5  # now it is the live system's profile
+    assert res.points["err_p50_s"].abs().max() < 0.5  # now it is the live system's profile
 
 
 def test_budget_stops_resumably(tmp_path):
@@ -388,11 +388,11 @@ def test_points_are_simulated_at_the_machines_speed_when_they_ran(tmp_path):
     res = validate(grid, p, tmp_path / "on", backend=live, attribute=0, say=lambda s: None)
     assert res.points["speed_mobilenet_v2"].tolist() == pytest.approx([1.5, 1.5])
     assert res.points["probe_mobilenet_v2_s"].tolist() == pytest.approx([0.006, 0.006])
-    assert res.points["err_p50_ms"].abs().max() < 0.15
+    assert res.points["err_p50_s"].abs().max() < 0.15
     off = validate(dataclasses.replace(grid, rescale=False), p, tmp_path / "off", backend=live,
                    attribute=0, say=lambda s: None)
     assert "speed_mobilenet_v2" not in off.points
-    assert off.points["err_p50_ms"].median() < -0.25  # the calibrated speed: too fast
+    assert off.points["err_p50_s"].median() < -0.25  # the calibrated speed: too fast
     assert not off.summary["speed"]["rescaled"]
     assert not validate(_small_grid(repeats=1), p, tmp_path / "default", backend=live,
                         attribute=0, say=lambda s: None).summary["speed"]["rescaled"]
@@ -405,12 +405,34 @@ def test_resimulate_simulates_every_stored_point_again(tmp_path):
     object.__setattr__(backend, "runs", [])
     validate(grid, p, tmp_path, backend=backend, attribute=0, say=lambda s: None)
     pts = pd.read_parquet(tmp_path / "points.parquet")
-    pts["sim_p50_ms"] = 1e6  # as if an older simulator had simulated them
+    pts["sim_p50_s"] = 1e3  # as if an older simulator had simulated them
     pts.to_parquet(tmp_path / "points.parquet", index=False)
     backend.runs.clear()
     kept = validate(grid, p, tmp_path, backend=backend, attribute=0, say=lambda s: None)
-    assert (kept.points["sim_p50_ms"] == 1e6).all()  # same profile: left alone
+    assert (kept.points["sim_p50_s"] == 1e3).all()  # same profile: left alone
     again = validate(grid, p, tmp_path, backend=backend, attribute=0, say=lambda s: None,
                      resimulate=True)
     assert backend.runs == []  # no live run
-    assert (again.points["sim_p50_ms"] < 1e3).all()
+    assert (again.points["sim_p50_s"] < 1.0).all()
+
+
+def test_a_run_stored_in_the_old_ms_format_resumes_in_seconds(tmp_path):
+    from servelab.analysis.validate import report as R
+    from servelab.analysis.validate.store import Store
+
+    p = default_profile()
+    grid = _small_grid(repeats=1, cells=(Cell("threads", 2, "fifo"),))
+    backend = CountingBackend(p)
+    object.__setattr__(backend, "runs", [])
+    new = validate(grid, p, tmp_path, backend=backend, attribute=0, say=lambda s: None)
+    old = new.points.rename(columns={f"{a}_{m}_s": f"{a}_{m}_ms" for a in ("live", "sim", "err")
+                                     for m in ("p50", "p99")})
+    for c in ("live_p50_ms", "sim_p50_ms", "live_p99_ms", "sim_p99_ms"):
+        old[c] = old[c] * 1e3  # version 1: milliseconds
+    old.to_parquet(tmp_path / "points.parquet", index=False)
+    pd.testing.assert_frame_equal(Store(tmp_path).points(), new.points, check_like=True)
+    backend.runs.clear()
+    again = validate(grid, p, tmp_path, backend=backend, attribute=0, say=lambda s: None)
+    assert backend.runs == [] and R.format_points(again.points) == R.format_points(new.points)
+    assert "live_p50_s" in pd.read_parquet(tmp_path / "points.parquet")  # saved as version 2
+    assert json.loads((tmp_path / "summary.json").read_text())["version"] == 2
