@@ -34,17 +34,17 @@ class CrosscheckPoint:
     load: float
     rate: float
     capacity: float
-    live_p50_ms: float
-    sim_p50_ms: float
+    live_p50_s: float
+    sim_p50_s: float
     live_throughput: float
     sim_throughput: float
-    live_p99_ms: float
-    sim_p99_ms: float
+    live_p99_s: float
+    sim_p99_s: float
     capacity_note: str = ""
 
     @property
     def p50_error(self) -> float:
-        return _rel(self.sim_p50_ms, self.live_p50_ms)
+        return _rel(self.sim_p50_s, self.live_p50_s)
 
     @property
     def throughput_error(self) -> float:
@@ -132,11 +132,10 @@ def crosscheck(
                 sim = simulate(config, spec, profile, seed=seed).summary
                 points.append(CrosscheckPoint(
                     concurrency=conc, load=frac, rate=frac * cap, capacity=cap,
-                    live_p50_ms=live["latency_s"]["p50"] * 1e3,
-                    sim_p50_ms=sim["latency_s"]["p50"] * 1e3,
+                    live_p50_s=live["latency_s"]["p50"], sim_p50_s=sim["latency_s"]["p50"],
                     live_throughput=live["throughput"], sim_throughput=sim["throughput"],
-                    live_p99_ms=live["latency_s"]["p99"] * 1e3,
-                    sim_p99_ms=sim["latency_s"]["p99"] * 1e3, capacity_note=how,
+                    live_p99_s=live["latency_s"]["p99"], sim_p99_s=sim["latency_s"]["p99"],
+                    capacity_note=how,
                 ))
     return points
 
@@ -148,8 +147,8 @@ def format_points(points: Sequence[CrosscheckPoint]) -> str:
              f"{'err':>6} {'thr live':>9} {'thr sim':>8} {'err':>6}  (target |err| <= 15%)"]
     for p in points:
         lines.append(
-            f"{p.concurrency:<10} {p.load:>5.0%} {p.rate:>7.1f} {p.live_p50_ms:>8.2f}m "
-            f"{p.sim_p50_ms:>7.2f}m {p.p50_error:>+6.0%} {p.live_throughput:>9.1f} "
+            f"{p.concurrency:<10} {p.load:>5.0%} {p.rate:>7.1f} {p.live_p50_s * 1e3:>8.2f}m "
+            f"{p.sim_p50_s * 1e3:>7.2f}m {p.p50_error:>+6.0%} {p.live_throughput:>9.1f} "
             f"{p.sim_throughput:>8.1f} {p.throughput_error:>+6.0%}"
         )
     return "\n".join(lines)
