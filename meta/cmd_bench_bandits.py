@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from servelab.core.bandits import BANDITS
-from servelab.meta.bench import TARGET_US, bench, format_table
+from servelab.meta.bench import TARGET_S, bench, format_table
 from servelab.reproduce import command_line, run_metadata
 from servelab.results import new_run_dir, write_json
 
@@ -29,7 +29,8 @@ def run(args: argparse.Namespace) -> int:
     names = args.policy or list(BANDITS)
     rows = bench(names, args.arms, args.steps, args.seed)
     out = args.out if args.out is not None else new_run_dir("bench-bandits")
-    write_json(out / "summary.json", {"kind": "bench-bandits", **meta, "target_us": TARGET_US,
+    write_json(out / "summary.json", {"kind": "bench-bandits", "version": 2, **meta,
+                                      "target_s": TARGET_S,
                                       "meets_target": all(r["meets_target"] for r in rows),
                                       "rows": rows})
     print(format_table(rows))

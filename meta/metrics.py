@@ -131,7 +131,7 @@ def score(
         "switches": rep.switches,
         "backend_switches": rep.backend_switches,
         "switching_s": rep.switching_s,
-        "decision_us": rep.decision_us,
+        "decision_s": rep.decision_s,
     }
 
 
@@ -170,7 +170,7 @@ def explain(rep: Replay, table: RewardTable) -> list[dict[str, Any]]:
             "seen_rate": None if ctx is None else round(ctx.rate, 1),
             "seen_mix": None if ctx is None else
             f"{ctx.fast:.0%}/{ctx.medium:.0%}/{ctx.slow:.0%}",
-            "seen_p99_ms": None if ctx is None else round(ctx.p99_s * 1e3, 1),
+            "seen_p99_s": None if ctx is None else float(ctx.p99_s),
             "switching_s": float(f["switching"].iloc[sl].sum()),
             "decided_s": decided * table.window_s, "reason": reason,
         })

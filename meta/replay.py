@@ -150,7 +150,7 @@ class Replay:
     switches: int
     backend_switches: int
     switching_s: float
-    decision_us: float  # mean select + update time per window
+    decision_s: float  # mean select + update time per window (seconds)
 
     @property
     def reward(self) -> np.ndarray:
@@ -266,7 +266,7 @@ def replay(
     frame.insert(1, "t0", np.arange(n) * w_s)
     frame.insert(2, "phase", table.phase)
     return Replay(name=name, frame=frame, switches=switches, backend_switches=backend,
-                  switching_s=switching_total, decision_us=spent / max(n, 1) * 1e6)
+                  switching_s=switching_total, decision_s=spent / max(n, 1))
 
 
 # -- scripted "policies": the baselines -----------------------------------------------------

@@ -17,7 +17,9 @@ def test_bench_writes_a_row_per_policy_and_arm_count(tmp_path, capsys):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert [(r["policy"], r["arms"]) for r in summary["rows"]] == [
         (name, n) for n in (3, 27) for name in BANDITS]
-    assert all(r["p50_us"] <= r["p99_us"] <= r["max_us"] for r in summary["rows"])
-    assert all(r["block_mean_us"] > 0 for r in summary["rows"])
+    assert all(r["p50_s"] <= r["p99_s"] <= r["max_s"] for r in summary["rows"])
+    assert all(0 < r["block_mean_s"] < 1 for r in summary["rows"])
+    out = capsys.readouterr().out
+    assert summary["target_s"] == 50e-6 and "target 50 µs" in out
     assert summary["command"] == "servelab bench bandits --arms 3 27 --steps 200"
-    assert "reproduce: servelab bench bandits" in capsys.readouterr().out
+    assert "reproduce: servelab bench bandits" in out
