@@ -54,9 +54,10 @@ def run(args: argparse.Namespace) -> int:
         lat = info.get("latency")
         if lat:
             print(
-                f"  latency: {lat['median_ms']:.2f} ms median (p10 {lat['p10_ms']:.2f}, "
-                f"p90 {lat['p90_ms']:.2f}) at {lat['input_size']} {info['size_unit']}, "
-                f"{lat['threads']} thread(s), batch 1; preprocess {lat['preprocess_ms']:.2f} ms"
+                f"  latency: {lat['median_s'] * 1e3:.2f} ms median (p10 {lat['p10_s'] * 1e3:.2f}, "
+                f"p90 {lat['p90_s'] * 1e3:.2f}) at {lat['input_size']} {info['size_unit']}, "
+                f"{lat['threads']} thread(s), batch 1; preprocess "
+                f"{lat['preprocess_s'] * 1e3:.2f} ms"
             )
         print(flush=True)
     return 0

@@ -44,7 +44,7 @@ def measure_latency(
     warmups: int = 3,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Time single-request ``infer`` calls; returns milliseconds (median, p10, p90, min) and the
+    """Time single-request ``infer`` calls; returns seconds (median, p10, p90, min) and the
     median of each phase.  ``torch.set_num_threads(threads)`` is set for the measurement."""
     import torch
 
@@ -68,20 +68,20 @@ def measure_latency(
             phases.append(times)
     finally:
         torch.set_num_threads(previous)
-    ms = sorted(t * 1e3 for t in totals)
-    q = np.percentile(ms, [10, 90])
+    s = sorted(totals)
+    q = np.percentile(s, [10, 90])
     return {
         "input_size": model.input_size(request),
         "threads": threads,
         "repeats": repeats,
         "warmups": warmups,
-        "median_ms": statistics.median(ms),
-        "p10_ms": float(q[0]),
-        "p90_ms": float(q[1]),
-        "min_ms": ms[0],
-        "preprocess_ms": statistics.median(p.preprocess for p in phases) * 1e3,
-        "forward_ms": statistics.median(p.forward for p in phases) * 1e3,
-        "postprocess_ms": statistics.median(p.postprocess for p in phases) * 1e3,
+        "median_s": statistics.median(s),
+        "p10_s": float(q[0]),
+        "p90_s": float(q[1]),
+        "min_s": s[0],
+        "preprocess_s": statistics.median(p.preprocess for p in phases),
+        "forward_s": statistics.median(p.forward for p in phases),
+        "postprocess_s": statistics.median(p.postprocess for p in phases),
     }
 
 
