@@ -128,7 +128,7 @@ def cross_validate(data: Data, k: int = 5, seed: int = 0, names: Sequence[str] |
 
 
 GROUPS: dict[str, tuple[str, ...]] = {
-    "model mix": ("share_",), "input sizes": ("size_",), "CPU per request": ("service_ms",),
+    "model mix": ("share_",), "input sizes": ("size_",), "CPU per request": ("service_s",),
     "load": ("rate", "cpu_load"), "burstiness": ("burst",),
 }
 """Feature groups shuffled together: features that stand in for each other (the mix and the

@@ -4,7 +4,8 @@ Per workload (phases weighted by their length): the mean request ``rate``; each 
 of the requests (``share_<model>``) and mean input size (``size_<model>``: DistilBERT words, LSTM
 look-back steps; 0 where the model is absent; models without a size dimension — MobileNetV2's
 fixed CIFAR image — get none); ``burst``, the arrival process's peak rate over its mean (1 for
-Poisson); ``service_ms``, the mean CPU per request alone at batch 1 from the profile; and
+Poisson); ``service_s``, the mean CPU per request alone at batch 1 from the profile (seconds;
+rules and labels show it in ms); and
 ``cpu_load``, the offered CPU load: rate x mean service time / cores (1 = every core busy with
 inference alone).
 """
@@ -40,7 +41,7 @@ def sized_models(profile: Profile, models: Sequence[str]) -> list[str]:
 
 
 def feature_names(profile: Profile, models: Sequence[str]) -> list[str]:
-    return (["rate", "cpu_load", "service_ms", "burst"] + [f"share_{m}" for m in models]
+    return (["rate", "cpu_load", "service_s", "burst"] + [f"share_{m}" for m in models]
             + [f"size_{m}" for m in sized_models(profile, models)])
 
 
@@ -84,7 +85,7 @@ def workload_features(spec: WorkloadSpec, profile: Profile,
     out: dict[str, float] = {
         "rate": rate,
         "cpu_load": cpu / total / profile.machine.cores,
-        "service_ms": 1e3 * cpu / n_all if n_all > 0 else 0.0,
+        "service_s": cpu / n_all if n_all > 0 else 0.0,
         "burst": peak / rate if rate > 0 else 1.0,
     }
     for m in models:
@@ -106,9 +107,20 @@ def features_frame(specs: Sequence[WorkloadSpec], profile: Profile,
 LABELS: dict[str, str] = {
     "rate": "arrival rate (req/s)",
     "cpu_load": "offered CPU load (share of the cores)",
-    "service_ms": "mean CPU per request (ms)",
+    "service_s": "mean CPU per request (ms)",
     "burst": "burst peak / mean rate",
 }
+SHOWN_SCALE: dict[str, float] = {"service_s": 1e3}
+"""Features a person reads in another unit than the data's: the factor to their label's unit
+(``service_s`` is stored in seconds, shown in ms)."""
+FEATURES_VERSION = 2
+"""The feature columns' format: 2 has ``service_s`` (version 1 had ``service_ms``); part of a
+cached training set's key."""
+
+
+def shown(name: str, value: float) -> float:
+    """A value of feature ``name`` in the unit its :func:`label` names."""
+    return value * SHOWN_SCALE.get(name, 1.0)
 
 
 def label(name: str) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from servelab.analysis.best_config.features import label
+from servelab.analysis.best_config.features import label, shown
 from servelab.analysis.best_config.space import setup_of
 
 WHY: dict[str, str] = {
@@ -70,7 +70,10 @@ def leaf_rules(tree: Any, features: Sequence[str]) -> list[dict[str, Any]]:
 
 
 def condition_text(feature: str, low: float | None, high: float | None) -> str:
+    """The interval in the feature's own words and unit (:func:`.features.shown`)."""
     name = label(feature)
+    low = None if low is None else shown(feature, low)
+    high = None if high is None else shown(feature, high)
     if low is None and high is not None:
         return f"{name} <= {_fmt(high)}"
     if high is None and low is not None:

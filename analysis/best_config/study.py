@@ -19,7 +19,7 @@ from servelab.analysis.best_config import classify as C
 from servelab.analysis.best_config import live as L
 from servelab.analysis.best_config import plots as P
 from servelab.analysis.best_config.dataset import build_samples, keys_of
-from servelab.analysis.best_config.features import feature_names, label
+from servelab.analysis.best_config.features import FEATURES_VERSION, feature_names, label
 from servelab.analysis.best_config.rules import leaf_rules, top_split
 from servelab.analysis.best_config.space import Draw, config_key, default_configs, draw_workloads
 from servelab.core.profile import Profile
@@ -55,7 +55,8 @@ class Settings:
 
         return dict(json.loads(json.dumps({
             "samples": self.samples, "draw": asdict(self.draw), "seed": self.seed,
-            "schedulers": list(self.schedulers), "keys": list(self.keys)})))
+            "schedulers": list(self.schedulers), "keys": list(self.keys),
+            "features": FEATURES_VERSION})))
 
 
 QUICK = Settings(samples=100, draw=Draw(requests=250, duration_s=(4.0, 20.0)))

@@ -61,7 +61,7 @@ def test_features_of_a_known_workload():
     f = workload_features(spec, p, ["a", "b"])
     assert f["rate"] == 20 and f["burst"] == 1.0
     assert f["share_a"] == pytest.approx(0.75) and f["share_b"] == pytest.approx(0.25)
-    assert f["service_ms"] == pytest.approx(0.75 * 10 + 0.25 * 50)
+    assert f["service_s"] == pytest.approx(0.75 * 0.010 + 0.25 * 0.050)
     assert f["cpu_load"] == pytest.approx(20 * 0.020 / 2)  # rate x mean service / cores
     mmpp = bursty_arrival(20, 3.0)
     assert mmpp.mean_rate == pytest.approx(20) and mmpp.rate_high == pytest.approx(60)
@@ -87,6 +87,12 @@ def test_rules_read_the_tree_in_os_terms():
     assert {r["config"] for r in rules} == set(y) and all(r["purity"] == 1 for r in rules)
     text = " ".join(r["text"] for r in rules)
     assert "offered CPU load" in text and "GIL per worker process" in text
+    X = np.linspace(0.001, 0.040, 40)[:, None]  # CPU per request, seconds
+    y = np.where(X[:, 0] > 0.0205, "processes-w2-fifo", "threads-w2-fifo")
+    rule = leaf_rules(C.models()["tree"]().fit(X, y), ["service_s"])[0]
+    assert "mean CPU per request (ms) <= 20" in rule["text"] or \
+        "mean CPU per request (ms) > 20" in rule["text"]  # seconds in data, ms in words
+    assert max(b for b in rule["conditions"]["service_s"] if b is not None) < 1
 
 
 def test_live_decisions_pick_among_the_measured_and_count_a_copy_once():
