@@ -218,7 +218,7 @@ def run_study_point(spec: WorkerSpec, processes: int) -> dict[str, Any]:
         "calls_per_s": calls / wall,
         "items_per_s": calls * got[0]["items_per_call"] / wall,
         "cpu_per_wall": cpu / wall,
-        "cpu_ms_per_call": 1e3 * cpu / max(calls, 1),
+        "cpu_s_per_call": cpu / max(calls, 1),
         "vol_ctx": sum(g["vol_ctx"] for g in got),
         "invol_ctx": sum(g["invol_ctx"] for g in got),
         "others_cores": others,
