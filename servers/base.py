@@ -293,10 +293,12 @@ class Server(ABC):
         self.shutdown(0.0)
 
     def write_trace(self, path: str | Path) -> Path:
+        import pandas as pd
+
         from servelab.results import records_frame, write_parquet
 
         path = Path(path)
-        write_parquet(path, records_frame(self.engine.trace()))
+        write_parquet(path, records_frame(pd.DataFrame(self.engine.trace_columns())))
         return path
 
     def __enter__(self) -> Server:

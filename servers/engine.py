@@ -40,7 +40,6 @@ import logging
 import math
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -54,6 +53,7 @@ from servelab.servers.cpu_sampler import CpuSampler
 from servelab.servers.metrics import ServerMetrics
 from servelab.servers.runner import split_outputs
 from servelab.servers.tickets import OUTCOMES, LiveBatch, ServeError, Ticket
+from servelab.servers.trace import TraceBuffer
 from servelab.servers.zoo.base import Inputs, StageTimes
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ class Engine:
         metrics: ServerMetrics | None = None,
         predictor: RuntimePredictor | None = None,
         policy: QueuePolicy | None = None,
-        trace_limit: int = 200_000,
+        trace_limit: int = 100_000,
         sample_cpu: bool = True,
         clock: Callable[[], float] = time.perf_counter,
         reaper: bool = True,
@@ -96,7 +96,7 @@ class Engine:
         self._work = threading.Condition(self._lock)
         self._reap = threading.Condition(self._lock)
         self._ids = itertools.count()
-        self.records: deque[dict[str, Any]] = deque(maxlen=trace_limit)
+        self.records = TraceBuffer(trace_limit)
         self.listeners: list[Callable[[], None]] = []
         self._clock = clock
         self.t0 = clock()
@@ -451,4 +451,9 @@ class Engine:
     def trace(self) -> list[dict[str, Any]]:
         """The per-request records so far (shared schema + extra columns)."""
         with self._lock:
-            return list(self.records)
+            return self.records.records()
+
+    def trace_columns(self) -> dict[str, Any]:
+        """The same records as columns (numpy arrays), for a table."""
+        with self._lock:
+            return self.records.columns()
