@@ -1,4 +1,4 @@
-"""Ground truth: the simulator against queueing theory, at rho = 0.5, 0.8 and 0.9.
+"""Ground truth: the simulator against queueing theory, at rho = 0.5 and 0.8.
 
 Each run uses a 'pure queue' profile (no overheads, no GIL, no interference), so the simulated
 server is exactly the textbook queue.  A check passes when the simulated value is within 3% of
@@ -7,11 +7,25 @@ interval cannot pass a wrong model, the interval's half-width must itself be und
 theoretical value (15% for the p99).  Seeds are fixed: the outcome is deterministic.  Run with
 ``-s`` to see the table of simulated vs theoretical values.
 
-The runs are long (up to 750k requests at rho = 0.9), so the module's ``runs`` fixture starts
-every selected test's simulation at once on a pool of worker processes, one per core up to the
-suite's two; each test then checks its own run.  Each run is exactly the one the test would make
-itself (same configuration, workload, profile and seed), so the numbers are the same: only the
-wall time halves.
+Sample sizes come from that precision requirement, not the other way round.  A check's
+relative half-width shrinks as ``K / sqrt(n)``; :data:`SPREAD` holds ``K`` for the widest check
+of each run (measured: the mean over seeds 1-5), and :func:`sized` gives each run the requests
+that put its expected half-width at 60% of the cap (:data:`PRECISION`), leaving room for the
+interval's own noise (30 batches: about ±13%).  At those sizes a wrong formula still fails
+every check by a wide margin (M/M/1 with one fast server for M/M/2, the exponential's or a
+constant's second moment for the gamma's, FIFO's waits for Cobham's classes and for SJF, FIFO's
+sojourn for processor sharing: 7-145% off), and so does each test when the simulated service
+times run 3% long or 2% short.
+
+rho = 0.9 is not run: it checks the same formulas through the same code as rho = 0.8; its
+relaxation time is ~4x longer, so the same relative precision takes ~3x the requests; and a
+service-time bias, though amplified more by the higher load, is resolved no better per request
+(the interval widens as fast as the amplification grows).
+
+The module's ``runs`` fixture starts every selected test's simulation at once on a pool of
+worker processes, one per core up to the suite's two; each test then checks its own run.  Each
+run is exactly the one the test would make itself (same configuration, workload, profile and
+seed), so the numbers are the same: only the wall time halves.
 """
 
 from __future__ import annotations
@@ -37,10 +51,29 @@ from servelab.sim import theory
 from servelab.sim.run import simulate
 from servelab.sim.stats import Estimate, batch_means, batch_quantile
 
-RHOS = (0.5, 0.8, 0.9)
-REQUESTS = {0.5: 100_000, 0.8: 250_000, 0.9: 500_000}
+RHOS = (0.5, 0.8)
 MAX_HALFWIDTH = 0.10
 MAX_HALFWIDTH_QUANTILE = 0.15  # a tail quantile converges more slowly than a mean
+PRECISION = 0.6
+"""Each run's expected half-width, as a share of the cap (see the module docstring)."""
+
+SPREAD: dict[str, dict[float, float]] = {
+    "mmc": {0.5: 16.5, 0.8: 25.0},  # E[W] (the p99, 18 and 31, is further under its 15% cap)
+    "pk": {0.5: 8.5, 0.8: 16.4},
+    "cobham": {0.5: 18.8, 0.8: 31.0},  # class lo, over the run's requests (all classes)
+    "sjf": {0.5: 9.1, 0.8: 12.2},
+    "ps": {0.5: 6.8, 0.8: 23.9},
+}
+"""K = relative 95% half-width x sqrt(requests) of each run's widest check (relative to its
+cap), the mean over seeds 1-5."""
+
+
+def sized(spread: float, cap: float = MAX_HALFWIDTH) -> int:
+    """The requests that put a check of spread ``K`` at ``PRECISION`` of ``cap`` (in 5000s)."""
+    return 5000 * math.ceil((spread / (PRECISION * cap)) ** 2 / 5000)
+
+
+REQUESTS = {run: {rho: sized(k) for rho, k in by_rho.items()} for run, by_rho in SPREAD.items()}
 
 
 def workload(rate: float, n: int, mix: dict[str, float], priorities=None, seed: int = 1):
@@ -88,7 +121,7 @@ def assert_little(res: Run) -> None:
 def mmc_run(rho: float) -> dict[str, Any]:
     c, mu = 2, 1.0
     return dict(config=config(workers=c, models=("a",)),
-                workload=workload(rho * c * mu, REQUESTS[rho], {"a": 1.0}),
+                workload=workload(rho * c * mu, REQUESTS["mmc"][rho], {"a": 1.0}),
                 profile=queueing_profile({"a": 1 / mu}, cores=c))
 
 
@@ -96,7 +129,7 @@ def pk_run(rho: float) -> dict[str, Any]:
     # Gamma service, CV 0.5 (E[S^2] = 1.25 E[S]^2): not exponential, so this checks the
     # second-moment dependence rather than M/M/1 again.
     return dict(config=config(workers=1, models=("a",)),
-                workload=workload(rho, REQUESTS[rho], {"a": 1.0}),
+                workload=workload(rho, REQUESTS["pk"][rho], {"a": 1.0}),
                 profile=queueing_profile({"a": (1.0, "gamma", 0.5)}, cores=1))
 
 
@@ -112,9 +145,8 @@ def cobham_rate(rho: float) -> float:
 
 def cobham_run(rho: float) -> dict[str, Any]:
     return dict(config=config(workers=1, scheduler="priority", models=tuple(COBHAM_MEANS)),
-                # The lowest class sees the longest, most variable waits: half again as many
-                # requests.
-                workload=workload(cobham_rate(rho), REQUESTS[rho] * 3 // 2, COBHAM_SHARE,
+                # The lowest class sees the longest, most variable waits: it sizes the run.
+                workload=workload(cobham_rate(rho), REQUESTS["cobham"][rho], COBHAM_SHARE,
                                   priorities={"hi": 0, "mid": 1, "lo": 2}),
                 profile=queueing_profile(COBHAM_MEANS, cores=1))
 
@@ -122,7 +154,7 @@ def cobham_run(rho: float) -> dict[str, Any]:
 def sjf_run(rho: float) -> dict[str, Any]:
     # Non-preemptive SJF on exactly known (oracle) exponential service times.
     return dict(config=config(workers=1, scheduler="sjf", models=("a",)),
-                workload=workload(rho, REQUESTS[rho], {"a": 1.0}),
+                workload=workload(rho, REQUESTS["sjf"][rho], {"a": 1.0}),
                 profile=queueing_profile({"a": 1.0}, cores=1), predictor="oracle")
 
 
@@ -130,30 +162,30 @@ def ps_run(rho: float) -> dict[str, Any]:
     # Processor sharing as the OS does it: unlimited worker threads time-slicing one core.
     # Log-normal service with CV 1.5: PS is insensitive to the distribution beyond its mean.
     return dict(config=config(workers=10_000, models=("a",)),
-                workload=workload(rho, REQUESTS[rho], {"a": 1.0}),
+                workload=workload(rho, REQUESTS["ps"][rho], {"a": 1.0}),
                 profile=queueing_profile({"a": (1.0, "lognormal", 1.5)}, cores=1))
 
 
-BUILDERS: dict[str, Callable[[float], dict[str, Any]]] = {
-    "test_mmc_wait_mean_and_p99_erlang_c": mmc_run,
-    "test_mg1_wait_mean_pollaczek_khinchine": pk_run,
-    "test_mg1_nonpreemptive_priority_cobham": cobham_run,
-    "test_mg1_sjf_phipps": sjf_run,
-    "test_mg1_processor_sharing": ps_run,
+BUILDERS: dict[str, tuple[str, Callable[[float], dict[str, Any]]]] = {
+    "test_mmc_wait_mean_and_p99_erlang_c": ("mmc", mmc_run),
+    "test_mg1_wait_mean_pollaczek_khinchine": ("pk", pk_run),
+    "test_mg1_nonpreemptive_priority_cobham": ("cobham", cobham_run),
+    "test_mg1_sjf_phipps": ("sjf", sjf_run),
+    "test_mg1_processor_sharing": ("ps", ps_run),
 }
 COLUMNS = ["model", "intended_arrival", "enqueue", "start", "end", "status"]
 
 
 def run_one(test: str, rho: float) -> Run:
     """One test's simulation (in a pool worker): its timing columns and summary."""
-    res = simulate(**BUILDERS[test](rho))
+    res = simulate(**BUILDERS[test][1](rho))
     rec = res.records[COLUMNS].astype({"model": "category", "status": "category"})
     return Run(rec, res.summary)
 
 
 def cost(key: tuple[str, float]) -> float:
     test, rho = key
-    return REQUESTS[rho] * (1.5 if "cobham" in test else 1.0) * (0.5 if "sjf" in test else 1.0)
+    return REQUESTS[BUILDERS[test][0]][rho]
 
 
 @pytest.fixture(scope="module")
