@@ -141,7 +141,7 @@ def show(profile: Profile) -> str:
 
 def compare(a: Profile, b: Profile) -> tuple[float, list[tuple[str, float, float, float]]]:
     """Median service times of two profiles at their common sizes: (worst relative
-    disagreement, rows of (model@size, a_ms, b_ms, rel))."""
+    disagreement, rows of (model@size, a_s, b_s, rel)), times in seconds."""
     rows = []
     for name in sorted(set(a.models) & set(b.models)):
         ma, mb = a.models[name], b.models[name]
@@ -149,7 +149,7 @@ def compare(a: Profile, b: Profile) -> tuple[float, list[tuple[str, float, float
         for s in sizes or [1.0]:  # no points: a size-independent (fixed) cost
             x, y = ma.mean_service(s), mb.mean_service(s)
             key = f"{name}@{int(s)}" if sizes else name
-            rows.append((key, x * 1e3, y * 1e3, abs(x - y) / min(x, y)))
+            rows.append((key, x, y, abs(x - y) / min(x, y)))
     if not rows:
         raise ValueError("the two profiles share no model")
     return max(r[3] for r in rows), rows

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         worst, rows = compare(Profile.load(args.profiles[0]), Profile.load(args.profiles[1]))
         print(f"{'model@size':<22} {'A ms':>9} {'B ms':>9} {'diff':>7}")
         for key, x, y, rel in rows:
-            print(f"{key:<22} {x:>9.2f} {y:>9.2f} {rel * 100:>6.1f}%")
+            print(f"{key:<22} {x * 1e3:>9.2f} {y * 1e3:>9.2f} {rel * 100:>6.1f}%")
         print(f"worst disagreement: {worst * 100:.1f}% (target <= 10%)")
         return 0
     if args.profiles:

@@ -82,6 +82,7 @@ def test_show_and_compare(calibrated):
     assert "lstm_forecaster" in text and "IPC (pipe)" in text and "event loop" in text
     worst, rows = compare(profile, profile)
     assert worst == 0.0 and len(rows) == 8  # 4 sizes, on torch and on the NumPy kernel
+    assert all(0 < a == b < 10 for _, a, b, _ in rows)  # seconds
 
 
 def test_unknown_bench_selection_is_an_error(tmp_path):
