@@ -12,8 +12,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from servelab.analysis.sched_report import format_cells, format_targets, plot_waits, targets
-from servelab.analysis.sched_study import LIVE_DEFAULT, SIM_ONLY, STUDY_POLICIES, run_live, run_sim
+from servelab.analysis.sched_study.grid import LIVE_DEFAULT, SIM_ONLY, STUDY_POLICIES
+from servelab.analysis.sched_study.live import run_live
+from servelab.analysis.sched_study.report import format_cells, format_targets, plot_waits, targets
+from servelab.analysis.sched_study.sim import run_sim
 from servelab.core.config import CONCURRENCY
 from servelab.core.profile import load_profile
 
@@ -92,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     }
     waits = []
     if args.theory_requests:
-        from servelab.analysis.sched_theory import format_theory, theory_check
+        from servelab.analysis.sched_study.theory import format_theory, theory_check
 
         t = time.perf_counter()
         rows = theory_check(profile, spec, (0.5, 0.8), args.theory_requests, args.seed)

@@ -2,7 +2,7 @@
 
 Simulated (the SimPy model with a calibrated profile, or the design's default profile when
 none is given: the figure says which), through the scheduling study's own grid
-(:func:`servelab.analysis.sched_study.run_sim`): the shipped ``mixed`` workload (MobileNetV2
+(:func:`servelab.analysis.sched_study.sim.run_sim`): the shipped ``mixed`` workload (MobileNetV2
 class 0, LSTM class 1, DistilBERT class 2) on a threads server with two workers at 90% of its
 simulated capacity, every policy on the same arrivals.  Under non-preemptive priority the slow
 class (DistilBERT) waits behind every more urgent request that keeps arriving: its mean and
@@ -19,7 +19,7 @@ import pandas as pd
 
 def measure(quick: bool = True, variant: str = "full", profile: Path | None = None,
             **over: Any) -> pd.DataFrame:
-    from servelab.analysis.sched_study import run_sim
+    from servelab.analysis.sched_study.sim import run_sim
     from servelab.core.profile import Profile, default_profile
     from servelab.workloads import load_workload
 

@@ -101,7 +101,7 @@ def figures_of(summary: dict[str, Any]) -> dict[str, float]:
 
 def sim_capacity(profile: Profile, model: str, mode: str, n: int, requests: int) -> float:
     """The capacity ladder of one configuration in the simulator (the live ladder's rules)."""
-    from servelab.analysis.sched_study import mean_service
+    from servelab.analysis.sched_study.sim import mean_service
     from servelab.loadgen.ladder import climb, step_from_summary
     from servelab.sim.run import simulate
 

@@ -4,9 +4,10 @@ FIFO, Priority, SJF (per-model running mean; the oracle in simulation; the learn
 the full report) and MLFQ under threads, processes and asyncio on the mixed workload at
 fractions of each configuration's capacity: mean and p99 wait per model class, starvation (the
 longest wait of the worst-off class), Jain's fairness over the classes' slowdowns; the simulated
-grid (:func:`servelab.analysis.sched_study.run_sim`), live threads servers
-(:func:`~servelab.analysis.sched_study.run_live`), and the simulator's FIFO and SJF mean waits
-against Pollaczek-Khinchine and Phipps (:func:`servelab.analysis.sched_theory.theory_check`).
+grid (:func:`servelab.analysis.sched_study.sim.run_sim`), live threads servers
+(:func:`~servelab.analysis.sched_study.live.run_live`), and the simulator's FIFO and SJF mean
+waits against Pollaczek-Khinchine and Phipps
+(:func:`servelab.analysis.sched_study.theory.theory_check`).
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ class Plan:
 
 
 def _short(model: str) -> str:
-    from servelab.analysis.sched_study import short
+    from servelab.analysis.sched_study.grid import short
 
     return short(model)
 
@@ -153,9 +154,10 @@ def cut(cells: pd.DataFrame, src: str, conc: str, load: float, policy: str,
 
 
 def build(ctx: Context) -> Section:
-    from servelab.analysis.sched_report import plot_waits
-    from servelab.analysis.sched_study import run_live, run_sim
-    from servelab.analysis.sched_theory import theory_check
+    from servelab.analysis.sched_study.live import run_live
+    from servelab.analysis.sched_study.report import plot_waits
+    from servelab.analysis.sched_study.sim import run_sim
+    from servelab.analysis.sched_study.theory import theory_check
     from servelab.workloads import load_workload
 
     plan = Plan.of(ctx.quick)

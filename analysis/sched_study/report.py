@@ -1,6 +1,6 @@
 """``servelab sched-study``'s report: the table of cells, the targets and the wait plot.
 
-The study itself (the simulated and live grids, the metrics per cell) is
+The study itself (the simulated and live grids, the metrics per cell) is the rest of
 :mod:`servelab.analysis.sched_study`; this module only reads its cells and waits.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from servelab.analysis.sched_study import STUDY_POLICIES, short
+from servelab.analysis.sched_study.grid import STUDY_POLICIES, short
 
 COLORS = {p: f"C{i}" for i, p in enumerate(STUDY_POLICIES)}
 
