@@ -32,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from servelab.analysis.os_study.claims import claim, numbers
     from servelab.analysis.os_study.figures import plot
+    from servelab.analysis.os_study.live import quiet_file
     from servelab.machine import machine_metadata
     from servelab.reproduce import run_metadata
     from servelab.results import new_run_dir, write_json, write_parquet
@@ -40,8 +41,10 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else new_run_dir("os-study")
     out.mkdir(parents=True, exist_ok=True)
     machine = machine_metadata()
+    quiet = quiet_file()
     print(f"os-study on {machine['cores']} CPUs ({machine['cpu_model']}), load average "
-          f"{os.getloadavg()[0]:.2f}; live runs wait while /tmp/servelab-quiet exists -> {out}")
+          f"{os.getloadavg()[0]:.2f}" + (f"; live runs wait while {quiet} exists" if quiet else "")
+          + f" -> {out}")
     summary: dict[str, Any] = {**run_metadata(command(names, args.quick, args.variant,
                                                            args.profile), machine),
                                "version": FRAME_VERSION, "measurements": {}}

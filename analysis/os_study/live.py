@@ -1,13 +1,16 @@
 """Live runs for the OS study: a server of one setup as a subprocess, a fixed open-loop load
 against it on 127.0.0.1, and the process ids whose counters the study reads.
 
-Every live run first waits while ``/tmp/servelab-quiet`` exists (another job asked the machine
-to be quiet), and is bounded: a fixed number of requests over a fixed time.
+Every live run is bounded: a fixed number of requests over a fixed time.  Where
+``$SERVELAB_QUIET_FILE`` names a file, a live run first waits (up to :data:`QUIET_MAX_S`) while
+that file exists — a way for jobs sharing a machine to ask one another for quiet; unset, nothing
+waits.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -18,12 +21,25 @@ import pandas as pd
 
 log = logging.getLogger(__name__)
 
-QUIET = Path("/tmp/servelab-quiet")
+QUIET_ENV = "SERVELAB_QUIET_FILE"
+QUIET_MAX_S = 600.0
 
 
-def wait_quiet(path: Path = QUIET, poll_s: float = 15.0) -> None:
-    while path.exists():
-        log.info("waiting: %s exists", path)
+def quiet_file() -> Path | None:
+    """The file whose existence asks live runs to wait (``$SERVELAB_QUIET_FILE``), if any."""
+    name = os.environ.get(QUIET_ENV)
+    return Path(name) if name else None
+
+
+def wait_quiet(path: Path | None = None, poll_s: float = 15.0,
+               max_s: float = QUIET_MAX_S) -> None:
+    path = path if path is not None else quiet_file()
+    end = time.monotonic() + max_s
+    while path is not None and path.exists():
+        if time.monotonic() >= end:
+            log.warning("%s still exists after %.0f s: measuring anyway", path, max_s)
+            return
+        log.info("waiting: %s exists ($%s)", path, QUIET_ENV)
         time.sleep(poll_s)
 
 

@@ -104,3 +104,20 @@ def test_the_command_prints_every_number_with_its_reproduce_line(
     assert command([], False, "full") == "servelab os-study"
     assert command(["sched"], True, "full", "P.json") == \
         "servelab os-study --profile P.json --quick --only sched"
+
+
+def test_live_runs_wait_for_quiet_only_when_asked_and_not_forever(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+
+    from servelab.analysis.os_study import live
+
+    flag = tmp_path / "quiet"
+    flag.touch()
+    monkeypatch.delenv(live.QUIET_ENV, raising=False)
+    assert live.quiet_file() is None
+    t = time.monotonic()
+    live.wait_quiet(poll_s=0.01)  # unset: nothing waits, whatever files exist
+    monkeypatch.setenv(live.QUIET_ENV, str(flag))
+    assert live.quiet_file() == flag
+    live.wait_quiet(poll_s=0.01, max_s=0.2)  # set and present: waits, bounded
+    assert 0.2 <= time.monotonic() - t < 2.0
