@@ -31,8 +31,14 @@ and ``batch_timeout_ms`` echo the flags, in ms."""
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     server = parser.add_argument_group("server under soak (servelab serve's flags)")
     add_dataclass_args(server, ServerConfig)  # type: ignore[arg-type]
+    # Deployed for overload: a short admission queue (what the workers drain within about the
+    # p99 at capacity, not 256 requests' worth of waiting) and workers niced below the front door.
     parser.set_defaults(concurrency="processes", workers=2, models=["mobilenet_v2"],
-                        max_batch=16, batch_timeout_ms=5.0)
+                        max_batch=16, batch_timeout_ms=5.0, queue_capacity=64)
+    server.add_argument("--worker-nice", type=int, default=10,
+                        help="the server's --worker-nice: inference workers below the front "
+                        "door, so parsing, 503s and health keep the CPU at any overload "
+                        "(default: %(default)s; 0 = the plain server)")
     server.add_argument("--model", default=None, help="the model the load sends to "
                         "(default: the first of --models)")
     server.add_argument("--variant", default="full", choices=["full", "tiny"])
@@ -120,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
                     drain_wait_s=eff.drain_timeout_s + 30)
     targets = Targets(rss_baseline_s=eff.rss_baseline_s)
     options = ServeOptions(port=0, variant=eff.variant, drain_timeout_s=eff.drain_timeout_s,
-                           seed=eff.seed)
+                           seed=eff.seed, worker_nice=eff.worker_nice)
     out = new_run_dir("bench-soak", Path(eff.out) if eff.out else RESULTS_ROOT)
     print(f"results: {out}\nreproduce: {command}", flush=True)
     steps: list[dict[str, Any]] = []
@@ -142,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
             binary=eff.binary, make_input=servable_make_input("tiny"), progress=eff.progress)
     v = verdict(soak, capacity, targets)
     summary = {"version": SUMMARY_VERSION, "kind": "bench-soak", **run_metadata(command, import_torch=True),
-               "server": config.to_dict(), "model": model, "input_size": size,
+               "server": config.to_dict(), "worker_nice": eff.worker_nice, "model": model, "input_size": size,
                "variant": eff.variant, "offered_rps": rate, "plan": plan_dict(plan),
                "events": soak.events, "verdict": v, "wall_s": time.monotonic() - started}
     title = (f"{config.config_id} {model}: {rate:.0f} req/s offered = {plan.overload:g}x "

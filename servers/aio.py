@@ -39,6 +39,7 @@ class AsyncServer(Server):
             if offload == "thread":
                 self.executor = ThreadExecutor(
                     self.engine, self.models, self.config.workers, self.config.model_lock,
+                    nice=self.options.worker_nice,
                 )
                 self.executor.start()
             else:  # inline: started on the loop by the front end

@@ -75,6 +75,10 @@ class ServeOptions:
     trace_out: str | None = opt(None, "on exit, write the per-request trace (Parquet) here")
     predictor: str = opt("mean", "runtime predictor for sjf / priority: mean (per-model running "
                          "mean) or PATH.joblib (a learned one, from servelab predictor train)")
+    worker_nice: int = opt(0, "nice increment of the inference workers (threads or processes; "
+                           "0 = as the front end). At 10 the front door — parsing, 503s, health "
+                           "— keeps the CPU under overload and sheds instead of drowning (see "
+                           "servelab bench soak)")
     watchdog_s: float = opt(10.0, "deadlock watchdog: answer 500 (and log every thread's stack) "
                             "for requests whose inference threads have waited this long on a "
                             "lock in a cycle or held by a dead thread; 0 disables")
@@ -84,6 +88,8 @@ class ServeOptions:
             raise ValueError(f"unknown variant {self.variant!r}; valid: {', '.join(VARIANTS)}")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be 0..65535, got {self.port}")
+        if not 0 <= self.worker_nice <= 19:
+            raise ValueError(f"worker_nice must be in 0..19, got {self.worker_nice}")
         if (self.max_request_mb <= 0 or self.drain_timeout_s < 0 or self.http_threads < 0
                 or self.watchdog_s < 0):
             raise ValueError("max_request_mb must be > 0; drain_timeout_s, http_threads and "

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -101,11 +103,12 @@ class ThreadExecutor(_Runner):
 
     def __init__(
         self, engine: Engine, models: Mapping[str, ZooModel], workers: int,
-        model_lock: str = "per-model", name: str = "infer",
+        model_lock: str = "per-model", name: str = "infer", nice: int = 0,
     ):
         super().__init__(engine, models, model_lock)
         self.n = workers
         self.name = name
+        self.nice = nice
         self.threads: list[threading.Thread] = []
         self._running: set[int] = set()  # indices whose thread has not left its loop
 
@@ -132,6 +135,10 @@ class ThreadExecutor(_Runner):
         self._grow(n)
 
     def _loop(self, i: int) -> None:
+        if self.nice and sys.platform.startswith("linux"):  # a thread id has its own nice value
+            tid = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + self.nice)
+
         def retired() -> bool:  # under the engine's lock, like resize(): no regrow can slip in
             if i < self.n:
                 return False

@@ -71,13 +71,14 @@ class ProcessExecutor:
         self, engine: Engine, model_names: Sequence[str], workers: int, *,
         variant: str = "full", weights_dir: str | None = None, seed: int = 0,
         intra_op_threads: int = 1, arena_bytes: int = ARENA_BYTES, kernel: str = "torch",
+        nice: int = 0,
     ):
         self.engine = engine
         self.model_names = list(model_names)
         self.n = workers
         self.spec = {
             "models": self.model_names, "variant": variant, "weights_dir": weights_dir,
-            "seed": seed, "intra_op_threads": intra_op_threads, "kernel": kernel,
+            "seed": seed, "intra_op_threads": intra_op_threads, "kernel": kernel, "nice": nice,
         }
         self.arena_bytes = arena_bytes
         self.slots: list[Slot] = []

@@ -20,7 +20,7 @@ def make_pool(server: Server) -> ProcessExecutor:
     return ProcessExecutor(
         server.engine, list(server.models), c.workers, variant=o.variant,
         weights_dir=o.weights_dir, seed=o.seed, intra_op_threads=c.intra_op_threads,
-        kernel=c.kernel,
+        kernel=c.kernel, nice=o.worker_nice,
     )
 
 

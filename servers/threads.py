@@ -46,7 +46,8 @@ class ThreadServer(WaitressServer):
     def _start_executor(self) -> None:
         self._load_in_process()
         self.executor = ThreadExecutor(
-            self.engine, self.models, self.config.workers, self.config.model_lock
+            self.engine, self.models, self.config.workers, self.config.model_lock,
+            nice=self.options.worker_nice,
         )
         self.executor.start()
         self.api.resize = lambda n: self.engine.set_workers(n, self.executor.resize)

@@ -200,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 ctl.close()
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                os.nice(int(spec.get("nice", 0)))  # below the front end (ServeOptions)
                 worker_main(i, Connection(fds[0]), arenas[i][0], arenas[i][1], models,
                             spec["intra_op_threads"])
             except BaseException:
