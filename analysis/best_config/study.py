@@ -170,6 +170,13 @@ def _live(data: C.Data, samples: pd.DataFrame, profile: Profile, points: pd.Data
     return pd.concat(frames, ignore_index=True), out
 
 
+def decisive(accuracy: float) -> str:
+    """The accuracy on decisive workloads, in words (there may be none)."""
+    if accuracy != accuracy:  # NaN: no workload's best led by DECISIVE
+        return f"no workload where the best leads by >= {DECISIVE:.0%}"
+    return f"{accuracy:.0%} where the best leads by >= {DECISIVE:.0%}"
+
+
 def answer(a: Analysis) -> str:
     """The section's one sentence, with its numbers."""
     cv = a.cv.set_index("model")
@@ -181,7 +188,7 @@ def answer(a: Analysis) -> str:
     s = (f"To within a few percent of the best reward: from rate, model mix, input sizes and "
          f"offered CPU load a {a.best_learner} earns {b['share']:.1%} of the best reward on "
          f"held-out simulated workloads (exactly the best configuration {b['accuracy']:.0%}, "
-         f"{b['decisive_accuracy']:.0%} where the best leads by >= {DECISIVE:.0%}, the right "
+         f"{decisive(b['decisive_accuracy'])}, the right "
          f"setup {b['setup_accuracy']:.0%}; always {majority}: {maj['share']:.1%})")
     ls = a.live_summary
     if ls.get("decisions"):

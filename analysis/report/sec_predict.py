@@ -70,7 +70,7 @@ def build(ctx: Context) -> Section:
         f" --samples {settings.samples}" if tiny else "")
     return Section(key=KEY, title=TITLE, answer=a.answer,
                    figures=_figures(a, figs, cmd), tables=_tables(a, cmd),
-                   notes=notes + _notes(a, runs, settings))
+                   notes=notes + _notes(a, runs, settings, calibrated=path is not None))
 
 
 def _figures(a: S.Analysis, figs: dict[str, Path], cmd: str) -> list[Figure]:
@@ -101,8 +101,7 @@ def _figures(a: S.Analysis, figs: dict[str, Path], cmd: str) -> list[Figure]:
             name=f"{KEY}-confusion", png=figs["confusion"], data=conf.reset_index(),
             claim=(f"Most confusions are between configurations of one family "
                    f"(setup right {b['setup_accuracy']:.0%} vs exact {b['accuracy']:.0%}); "
-                   f"where the best leads by >= {S.DECISIVE:.0%} the {a.best_learner} is right "
-                   f"{b['decisive_accuracy']:.0%} of the time."),
+                   f"the {a.best_learner} is right {S.decisive(b['decisive_accuracy'])}."),
             command=cmd),
         Figure(
             name=f"{KEY}-importance", png=figs["importance"], data=imp,
@@ -125,7 +124,8 @@ def _tables(a: S.Analysis, cmd: str) -> list[Table]:
     ]
 
 
-def _notes(a: S.Analysis, runs: list[Path], settings: S.Settings) -> list[str]:
+def _notes(a: S.Analysis, runs: list[Path], settings: S.Settings,
+           calibrated: bool = True) -> list[str]:
     out = [f"Near-ties dominate: the median reward margin of the best over the runner-up is "
            f"{a.samples['margin'].median():.1%} and only "
            f"{(a.samples['margin'] >= S.DECISIVE).mean():.0%} of workloads are decisive "
@@ -139,8 +139,9 @@ def _notes(a: S.Analysis, runs: list[Path], settings: S.Settings) -> list[str]:
     else:
         out.append("No live validate run found under results/: run servelab validate --quick "
                    "(or servelab best-config --live) for the held-out live check.")
+    profile = ("one calibrated profile of this machine, so the answer is this machine's"
+               if calibrated else "the design-doc default profile (not this machine's)")
     out.append(f"Training: {settings.samples} simulated workloads, scheduler(s) "
-               f"{', '.join(settings.schedulers)}; one calibrated profile of a 2-core machine, "
-               "so the answer is this machine's.")
+               f"{', '.join(settings.schedulers)}; {profile}.")
     return out
 
