@@ -220,6 +220,6 @@ def test_a_drain_under_keep_alive_load_cuts_no_connection(kind: str) -> None:
     failed = rec[rec["status"] == "error"]
     cut = failed[~failed["error"].str.startswith("connect failed")]
     assert len(cut) == 0, cut["error"].value_counts()
-    assert (rec["status"] == "ok").sum() > 50 and len(failed) > 0  # it did drain mid-run
+    assert (rec["status"] == "ok").sum() >= 10 and len(failed) > 0  # it did drain mid-run
     assert set(rec["status"]) <= {"ok", "rejected", "error"}
     assert (rec.loc[rec["status"] == "rejected", "http_status"] == 503).all()
