@@ -282,7 +282,7 @@ class OipApi:
         engine's own admission test, asked before the body is read (a race with requests
         finishing only ever errs towards admitting; the engine has the last word)."""
         e = self.engine
-        if not e.accepting:
+        if self.draining:
             message = "server is shutting down"
         elif e.queue_len() >= e.capacity:
             message = f"queue full ({e.capacity} requests waiting)"

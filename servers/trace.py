@@ -90,11 +90,8 @@ class TraceBuffer:
         idx = self._order()
         out = {}
         for name, col in self._cols.items():
-            if name in self._names:
-                out[name] = np.asarray(self._names[name], dtype=object)[col[idx]] if len(idx) else (
-                    np.empty(0, dtype=object))
-            else:
-                out[name] = col[idx]
+            names = self._names.get(name)
+            out[name] = col[idx] if names is None else np.asarray(names, dtype=object)[col[idx]]
         return out
 
     def records(self) -> list[dict[str, Any]]:
