@@ -50,6 +50,10 @@ class ServerConfig:
     batch_timeout_ms: float = opt(0.0, "how long a worker waits to fill a batch")
     intra_op_threads: int = opt(1, "torch intra-op threads per worker")
     queue_capacity: int = opt(256, "bounded queue length; beyond it requests get 503")
+    max_queue_wait_ms: float = opt(
+        0.0, "time-bounded admission: while the oldest queued request has waited longer than "
+        "this, new requests get 503 (0 = no bound but queue_capacity)"
+    )
     model_lock: str = opt(
         "none", "threads and async thread offload: how model access is guarded (the lock-"
         "contention experiment; torch models are thread-safe)", MODEL_LOCKS
@@ -70,14 +74,26 @@ class ServerConfig:
         for name in ("workers", "max_batch", "intra_op_threads", "queue_capacity"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.batch_timeout_ms < 0:
-            raise ValueError("batch_timeout_ms must be >= 0")
+        for name in ("batch_timeout_ms", "max_queue_wait_ms"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
     @property
     def config_id(self) -> str:
-        """A short human-readable id, unique per configuration."""
-        digest = hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:6]
+        """A short human-readable id, unique per configuration.
+
+        Its digest hashes only the fields that differ from their defaults, so a field added
+        later (with a default that keeps the old behaviour) leaves every earlier configuration's
+        id unchanged: cached sweeps, validate stores and policy files keep matching."""
+        digest = hashlib.sha1(
+            json.dumps(self.non_default(), sort_keys=True).encode()
+        ).hexdigest()[:6]
         return f"{self.concurrency}-{self.scheduler}-w{self.workers}-b{self.max_batch}-{digest}"
+
+    def non_default(self) -> dict[str, Any]:
+        """The fields that differ from a default ``ServerConfig()`` (JSON-able values)."""
+        base = _defaults(type(self))
+        return {k: v for k, v in self.to_dict().items() if base[k] != v}
 
     def in_place_fields(self) -> tuple[str, ...]:
         """What a running server of this configuration can change without a restart
@@ -109,6 +125,17 @@ class ServerConfig:
         if "models" in d:
             d["models"] = tuple(d["models"])
         return cls(**d)
+
+
+_DEFAULTS: dict[type, dict[str, Any]] = {}
+
+
+def _defaults(cls: type[ServerConfig]) -> dict[str, Any]:
+    """``cls()``'s fields as a dict, computed once per class."""
+    d = _DEFAULTS.get(cls)
+    if d is None:
+        d = _DEFAULTS[cls] = cls().to_dict()
+    return d
 
 
 T = TypeVar("T")

@@ -9,8 +9,19 @@ waits and never calls back.  What it models, exactly:
 
 * **Admission** (:meth:`Scheduler.admit`): a request is refused — a :data:`Refusal`, not an
   HTTP status — when intake is closed (``"draining"``), when its deadline has already been
-  reached (``"deadline"``), or when ``capacity`` entries are queued (``"full"``), checked in
-  that order.  Otherwise it is pushed into the queue policy (:mod:`servelab.core.policies`).
+  reached (``"deadline"``), when ``capacity`` entries are queued (``"full"``), or, with a
+  ``max_wait``, when a newcomer's expected wait is over ``max_wait`` (``"backlog"``), checked
+  in that order.  Otherwise it is pushed into the queue policy (:mod:`servelab.core.policies`).
+  :meth:`Scheduler.refusal` asks the same question without a request (a front door deciding
+  before it reads the body).
+* **Time-bounded queueing** (``max_wait`` > 0, Triton's ``max_queue_delay`` with REJECT): a
+  fresh request that has waited ``max_wait`` without starting is shed — it ends ``rejected``
+  at ``enqueue + max_wait`` — so no request that runs has queued longer than the bound, and
+  under any overload the queue holds only what the workers drain within it.  Admission refuses
+  what would be shed anyway: a newcomer's expected wait is the queue's length over its drain
+  rate, measured over the oldest queued request's own wait (entries that left the queue since
+  it arrived, per second: Little's law on the window that matters, no service-time model).
+  Until one entry has left, the rate is taken as one entry in that request's age.
 * **Queue entries**: the policy holds requests.  A fresh request is one entry; a preempted
   batch waiting to resume is *one* entry too, represented by its lead request (the policy
   orders, demotes and boosts the lead; the other members copy its level when it is requeued).
@@ -51,6 +62,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Generic, Literal, TypeVar
@@ -60,10 +72,12 @@ from servelab.core.policies import QueuePolicy, make_policy
 from servelab.core.predictor import RuntimePredictor
 from servelab.core.requests import Request
 
-Refusal = Literal["draining", "deadline", "full"]
+Refusal = Literal["draining", "deadline", "full", "backlog"]
 """Why :meth:`Scheduler.admit` refused a request."""
 
-REFUSAL_STATUS: dict[str, str] = {"draining": "rejected", "full": "rejected", "deadline": "timeout"}
+REFUSAL_STATUS: dict[str, str] = {
+    "draining": "rejected", "full": "rejected", "backlog": "rejected", "deadline": "timeout",
+}
 """The record status a refused request ends with."""
 
 
@@ -118,16 +132,23 @@ class Scheduler(Generic[B]):
         max_batch: int = 1,
         batch_timeout: float = 0.0,
         capacity: int = 256,
+        max_wait: float = 0.0,
     ) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         if batch_timeout < 0:
             raise ValueError(f"batch_timeout must be >= 0 seconds, got {batch_timeout}")
+        if max_wait < 0:
+            raise ValueError(f"max_wait must be >= 0 seconds, got {max_wait}")
         self.policy = policy
         self.predictor = predictor
         self.max_batch = max_batch
         self.batch_timeout = batch_timeout
         self.capacity = capacity
+        self.max_wait = max_wait
+        self._arrived: deque[tuple[Request, int]] = deque()
+        """With a max_wait: fresh requests in admission order, each with ``_left`` then."""
+        self._left = 0  # queue entries that have left the queue (dispatched or expired)
         self.accepting = True
         self.stopped = False
         self.inflight = 0
@@ -162,6 +183,7 @@ class Scheduler(Generic[B]):
         return cls(
             policy, batch_type, predictor=predictor, max_batch=config.max_batch,
             batch_timeout=config.batch_timeout_ms / 1000.0, capacity=config.queue_capacity,
+            max_wait=config.max_queue_wait_ms / 1000.0,
         )
 
     # -- occupancy -------------------------------------------------------------------------
@@ -170,26 +192,80 @@ class Scheduler(Generic[B]):
         """Queue entries (a preempted batch counts once)."""
         return len(self.policy)
 
+    def _oldest(self) -> tuple[Request, int] | None:
+        """The oldest fresh request still queued, with ``_left`` at its admission (max_wait)."""
+        arrived = self._arrived
+        while arrived:
+            r = arrived[0][0]
+            if not r.status and r.start != r.start:  # still queued: not started, not ended
+                return arrived[0]
+            arrived.popleft()
+        return None
+
+    def oldest_wait(self, now: float) -> float:
+        """How long the oldest fresh request still queued has waited (0 with none queued).
+        Tracked only with a ``max_wait``: without one this is always 0."""
+        head = self._oldest()
+        return 0.0 if head is None else now - head[0].enqueue
+
+    def expected_wait(self, now: float) -> float:
+        """A newcomer's expected queueing time (with a ``max_wait``; else 0): the queue's length
+        over its drain rate during the oldest queued request's wait (while nothing has left
+        since it arrived, as if one entry left now: the most optimistic rate)."""
+        head = self._oldest()
+        if head is None:
+            return 0.0
+        left = self._left - head[1]
+        return len(self.policy) * (now - head[0].enqueue) / (left if left > 1 else 1)
+
+    def _due(self, now: float) -> bool:
+        """Whether a queued entry may have expired or is to be shed by ``now``."""
+        dl = self._deadlines
+        if dl and dl[0][0] <= now:
+            return True
+        arrived = self._arrived
+        return bool(arrived) and arrived[0][0].enqueue + self.max_wait <= now
+
     # -- admission -------------------------------------------------------------------------
+    def refusal(self, now: float) -> Refusal | None:
+        """Why a request arriving at ``now`` would be refused before its own deadline is
+        looked at (draining, full, overdue), or None: the admission test a front door asks
+        before it reads a body."""
+        if self._due(now):
+            self._purge(now)
+        if not self.accepting:
+            return "draining"
+        if len(self.policy) >= self.capacity:
+            return "full"
+        if self.max_wait > 0 and self.expected_wait(now) > self.max_wait:
+            return "backlog"
+        return None
+
     def admit(self, request: Request, now: float) -> Refusal | None:
         """Queue ``request`` (None) or refuse it (it ends at ``now`` with
         :data:`REFUSAL_STATUS`)."""
-        if self._deadlines and self._deadlines[0][0] <= now:
+        if self._due(now):
             self._purge(now)
         policy = self.policy
         n = len(policy)
         request.queue_len_at_arrival = n
         request.enqueue = now
-        refusal: Refusal
+        refusal: Refusal | None
         if not self.accepting:
             refusal = "draining"
         elif request.deadline is not None and request.deadline <= now:
             refusal = "deadline"
         elif n >= self.capacity:
             refusal = "full"
+        elif self.max_wait > 0 and self.expected_wait(now) > self.max_wait:
+            refusal = "backlog"
         else:
+            refusal = None
+        if refusal is None:
             policy.push(request, now)
             self.inflight += 1
+            if self.max_wait > 0:
+                self._arrived.append((request, self._left))
             if self._fill:
                 self._fresh[request.model] = self._fresh.get(request.model, 0) + 1
             if request.deadline is not None:
@@ -221,7 +297,7 @@ class Scheduler(Generic[B]):
     def take(self, now: float, worker: int = -1) -> B | float | None:
         """The next batch, now bound to ``worker``; or the time to ask again (a batch is
         waiting to fill); or None (nothing queued, or stopped: ask again after a change)."""
-        if self._deadlines and self._deadlines[0][0] <= now:
+        if self._due(now):
             self._purge(now)
         policy = self.policy
         if self.stopped or not policy:
@@ -239,6 +315,7 @@ class Scheduler(Generic[B]):
             reqs = policy.pop_batch(self.max_batch, now, self._group)
         lead = reqs[0]
         batch = self._resumed.pop(id(lead), None) if self._resumed else None
+        self._left += 1 if batch is not None else len(reqs)
         if batch is None:
             batch = self._new(next(self._ids), lead.model, reqs)
             if self._fill:
@@ -259,7 +336,7 @@ class Scheduler(Generic[B]):
         policy = self.policy
         if not policy.preemptive:
             return False
-        if self._deadlines and self._deadlines[0][0] <= now:
+        if self._due(now):
             self._purge(now)
         reqs = batch.requests
         preempt = policy.on_run(reqs[0], ran, now)
@@ -348,37 +425,59 @@ class Scheduler(Generic[B]):
         return self._resumed.get(id(r)) is b
 
     def next_deadline(self) -> float | None:
-        """The earliest deadline among queued entries (when :meth:`expire` has work)."""
+        """The earliest instant a queued entry expires or is shed (when :meth:`expire` has
+        work), None if none."""
         dl = self._deadlines
+        nd: float | None = None
         while dl:
             d, _, r, b = dl[0]
             if self._live(r, b):
-                return d
+                nd = d
+                break
             heapq.heappop(dl)
-        return None
+        if self.max_wait > 0:
+            head = self._oldest()
+            if head is not None:
+                shed = head[0].enqueue + self.max_wait
+                nd = shed if nd is None or shed < nd else nd
+        return nd
 
     def _purge(self, now: float) -> None:
-        """Remove every queued entry whose deadline has been reached; they wait in the
-        outbox for :meth:`expire`."""
+        """Remove every queued entry whose deadline has been reached, and every fresh request
+        that has waited ``max_wait``; they wait in the outbox for :meth:`expire`."""
         dl = self._deadlines
         found = False
         while dl and dl[0][0] <= now:
             _, _, r, b = heapq.heappop(dl)
             found = found or self._live(r, b)
-        if not found:
+        mw = self.max_wait
+        head = self._oldest() if mw > 0 else None
+        shed = head is not None and head[0].enqueue + mw <= now  # as _due and next_deadline
+        if not (found or shed):
             return
         resumed = self._resumed
 
         def due(q: Request) -> bool:
             b = resumed.get(id(q)) if resumed else None
-            d = q.deadline if b is None else b.deadline
+            if b is None:
+                d = q.deadline
+                if shed and q.enqueue + mw <= now:
+                    return True
+            else:
+                d = b.deadline
             return d is not None and d <= now
 
         out = self._expired
-        for q in self.policy.remove_if(due):
+        gone = self.policy.remove_if(due)
+        self._left += len(gone)
+        for q in gone:
             batch = resumed.pop(id(q), None)
             if batch is None:
-                q.status, q.end = "timeout", q.deadline  # type: ignore[assignment]
+                shed_at = q.enqueue + mw if mw > 0 else float("inf")
+                if q.deadline is not None and q.deadline <= shed_at:
+                    q.status, q.end = "timeout", q.deadline
+                else:
+                    q.status, q.end = "rejected", shed_at
                 out.append((q, None))
                 self.inflight -= 1
                 if self._fill:
@@ -391,10 +490,11 @@ class Scheduler(Generic[B]):
                 self.inflight -= len(batch.requests)
 
     def expire(self, now: float) -> list[tuple[Request, B | None]]:
-        """Remove every queued entry whose deadline has been reached by ``now`` and return
-        every request expired since the last call (each with its preempted batch, or None if
-        it never started), status ``timeout``, ``end`` the instant its deadline was reached."""
-        if self._deadlines and self._deadlines[0][0] <= now:
+        """Remove every queued entry whose deadline has been reached by ``now`` (or that has
+        waited ``max_wait``) and return every request expired since the last call (each with
+        its preempted batch, or None if it never started), status ``timeout`` (``rejected``:
+        shed), ``end`` the instant its deadline (its bound) was reached."""
+        if self._due(now):
             self._purge(now)
         if not self._expired:
             return []

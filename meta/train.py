@@ -314,7 +314,9 @@ def load_policy_file(path: Path, arms: ArmSet | None = None) -> dict[str, Any]:
     if int(data.get("version", 0)) != POLICY_FILE_VERSION:
         raise ValueError(f"{path}: policy file version {data.get('version')} is not "
                          f"{POLICY_FILE_VERSION}; re-run servelab meta train")
-    if arms is not None and [a["id"] for a in data["arms"]] != arms.ids:
+    # Arms are compared by their configurations, their ids recomputed: a file written before
+    # config ids hashed only non-default fields (or before a later field existed) still loads.
+    if arms is not None and ArmSet.from_list(data["arms"]).ids != arms.ids:
         raise ValueError(f"{path}: trained on other arms ({len(data['arms'])}) than these "
                          f"({len(arms)}); pass the same --arms")
     return dict(data)

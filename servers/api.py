@@ -278,17 +278,13 @@ class OipApi:
         return self.admission(m.group(1))
 
     def admission(self, model: str | None = None) -> Reply | None:
-        """503 when the engine could not take the request now (draining, queue full): the
-        engine's own admission test, asked before the body is read (a race with requests
-        finishing only ever errs towards admitting; the engine has the last word)."""
-        e = self.engine
-        if self.draining:
-            message = "server is shutting down"
-        elif e.queue_len() >= e.capacity:
-            message = f"queue full ({e.capacity} requests waiting)"
-        else:
+        """503 when the engine could not take the request now (draining, queue full, queue
+        wait over ``max_queue_wait_ms``): the engine's own admission test
+        (:meth:`Engine.refusal`), asked before the body is read."""
+        error = self.engine.refusal()
+        if error is None:
             return None
-        return self._count(model, error_reply(503, message, e.retry_after()))
+        return self._count(model, error_reply(503, str(error), error.retry_after))
 
     def body_too_large(self) -> Reply:
         return self._count(None, error_reply(

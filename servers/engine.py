@@ -48,7 +48,7 @@ from servelab.core.config import ServerConfig
 from servelab.core.policies import QueuePolicy, make_policy
 from servelab.core.predictor import MeanPredictor, RuntimePredictor
 from servelab.core.requests import Request
-from servelab.core.scheduling import Scheduler
+from servelab.core.scheduling import Refusal, Scheduler
 from servelab.servers.cpu_sampler import CpuSampler
 from servelab.servers.metrics import ServerMetrics
 from servelab.servers.runner import split_outputs
@@ -136,6 +136,34 @@ class Engine:
         est = len(self.policy) * (sum(means) / len(means)) / max(1, self.workers)
         return max(1, math.ceil(est))
 
+    def _refusal_error(self, refusal: Refusal, now: float,
+                       timeout_ms: float | None = None) -> ServeError:
+        """The error a refused request is answered with (under the lock)."""
+        if refusal == "deadline":
+            return ServeError(f"deadline of {timeout_ms} ms cannot be met", "timeout")
+        if refusal == "draining":
+            message = "server is shutting down"
+        elif refusal == "full":
+            message = f"queue full ({self.capacity} requests waiting)"
+        else:
+            message = (f"queue backlog: a new request would wait about "
+                       f"{1000 * self.core.expected_wait(now):.0f} ms, over the server's "
+                       f"{self.config.max_queue_wait_ms:g} ms bound")
+        return ServeError(message, "rejected", self.retry_after())
+
+    def refusal(self) -> ServeError | None:
+        """What a request arriving now would be refused with — draining, queue full, queue wait
+        over its bound — or None: the engine's admission test, for a front door to ask before it
+        reads a body (a race with requests finishing only ever errs towards admitting; the
+        engine has the last word at :meth:`submit`)."""
+        with self._lock:
+            now = self.now()
+            refusal = self.core.refusal(now)
+            error = None if refusal is None else self._refusal_error(refusal, now)
+            fired = self._expired(now)
+        self._fire(fired)
+        return error
+
     def submit(
         self,
         model: str,
@@ -159,20 +187,13 @@ class Engine:
         error: ServeError | None = None
         with self._lock:
             refusal = self.core.admit(req, now)
-            if refusal == "draining":
-                error = ServeError("server is shutting down", "rejected", self.retry_after())
-            elif refusal == "deadline":
-                error = ServeError(f"deadline of {timeout_ms} ms cannot be met", "timeout")
-            elif refusal == "full":
-                error = ServeError(
-                    f"queue full ({self.capacity} requests waiting)", "rejected",
-                    self.retry_after(),
-                )
+            if refusal is not None:
+                error = self._refusal_error(refusal, now, timeout_ms)
             else:
                 if self._context is not None and ticket.cpu_util == ticket.cpu_util:
                     self._context.cpu_util = ticket.cpu_util / 100.0
-                if req.deadline is not None:
-                    self._reap.notify()
+                if req.deadline is not None or self.core.max_wait > 0:
+                    self._reap.notify()  # a new deadline or queue-wait bound to keep
                 self._work.notify_all()
                 self.metrics.queue_depth.set(len(self.policy))
                 self.metrics.inflight.set(self.core.inflight)
@@ -343,15 +364,20 @@ class Engine:
 
     # -- deadlines ---------------------------------------------------------------------------
     def _expired(self, now: float) -> list[Ticket]:
-        """Under the lock: answer (504) every request the core expired by ``now``.  The record
-        keeps the instant the answer went out (``now``), a hair after the deadline."""
+        """Under the lock: answer every request the core expired by ``now`` — 504 at its
+        deadline, 503 when shed at the queue-wait bound.  The record keeps the instant the
+        answer went out (``now``), a hair after the deadline."""
         fired = []
         for r, job in self.core.expire(now):
             r.end = now
-            fired.append(self._answer(
-                r, job, message=f"deadline passed after {1000 * (now - r.enqueue):.0f} ms "
-                "in the queue",
-            ))
+            waited = f"{1000 * (now - r.enqueue):.0f} ms in the queue"
+            if r.status == "rejected":  # shed: it waited the time bound (503, Retry-After)
+                r.payload.retry_after = self.retry_after()
+                message = (f"shed after {waited} (the server's queue-wait bound is "
+                           f"{self.config.max_queue_wait_ms:g} ms)")
+            else:
+                message = f"deadline passed after {waited}"
+            fired.append(self._answer(r, job, message=message))
         if fired:
             self.metrics.queue_depth.set(len(self.policy))
         return fired

@@ -25,7 +25,7 @@ OBJECTIVES: dict[str, str] = {
 
 CONFIG_COLUMNS = (
     "concurrency", "workers", "scheduler", "max_batch", "batch_timeout_ms", "intra_op_threads",
-    "queue_capacity", "model_lock", "offload", "kernel",
+    "queue_capacity", "max_queue_wait_ms", "model_lock", "offload", "kernel",
 )
 
 

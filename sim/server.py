@@ -26,8 +26,8 @@ module adds only what the simulator itself models, driven by callbacks on a SimP
   batch goes back to the queue whole and releases its worker and lock;
 * **completion**: the core ends the batch's requests and feeds the predictor the batch's
   compute time — the seconds its CPU jobs ran (lock waits and time spent preempted excluded);
-* **deadlines**: the core's rules (a queued request ends ``timeout`` at its deadline; a
-  running one finishes).  The simulator asks for expired requests lazily — whenever it calls
+* **deadlines**: the core's rules (a queued request ends ``timeout`` at its deadline, or
+  ``rejected`` once it has waited ``max_queue_wait_ms``; a running one finishes).  The simulator asks for expired requests lazily — whenever it calls
   the core — and the core dates each at its deadline, so the records are exact.
 
 The record of every request follows :data:`servelab.core.requests.RECORD_FIELDS`.  The HTTP,
@@ -135,7 +135,9 @@ class SimServer:
         self._size = arrivals.input_size.tolist()
         self._prio = [None if p < 0 else p for p in arrivals.priority.tolist()]
         self._deadline = [None if math.isnan(d) else d for d in arrivals.deadline.tolist()]
-        self._has_deadlines = any(d is not None for d in self._deadline)
+        # Queued requests can expire: at their deadlines, or shed at the queue-wait bound.
+        self._has_deadlines = (any(d is not None for d in self._deadline)
+                               or self.scheduler.max_wait > 0)
         self.requests: list[Request] = []
         # Occupancy (Little's law): number in system and its time integral.
         self.in_system = 0

@@ -41,3 +41,20 @@ def test_to_flags_round_trips_through_the_parser():
     assert "--workers" in flags and "--scheduler" not in flags  # defaults skipped
     assert from_args(ServerConfig, parser.parse_args(flags)) == cfg
     assert from_args(ServerConfig, parser.parse_args(to_flags(cfg, skip_defaults=False))) == cfg
+
+
+def test_config_id_hashes_only_fields_off_their_defaults():
+    """A field added later with a default keeps every earlier configuration's id: cached sweeps,
+    validate stores and policy files go on matching."""
+    from dataclasses import dataclass, field
+
+    @dataclass(frozen=True)
+    class Later(ServerConfig):
+        new_knob: float = field(default=0.0, metadata={"help": "added later"})
+
+    for cfg in (ServerConfig(), ServerConfig(workers=3, scheduler="mlfq", max_batch=8)):
+        later = Later(**cfg.to_dict())
+        assert later.config_id == cfg.config_id
+        assert Later(**cfg.to_dict(), new_knob=5.0).config_id != cfg.config_id
+    assert ServerConfig().non_default() == {}
+    assert ServerConfig(kernel="c-hold").non_default() == {"kernel": "c-hold"}

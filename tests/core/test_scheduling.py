@@ -44,6 +44,85 @@ def test_admission_refuses_full_draining_and_past_deadline():
     assert s.inflight == 2
 
 
+def test_a_request_that_waited_the_bound_is_shed_at_that_instant():
+    s = sched(max_wait=0.1)
+    s.admit(req(0), 0.0)
+    s.admit(req(1, deadline=0.05), 0.01)  # its own deadline comes first: a timeout
+    s.admit(req(2), 0.02)
+    assert s.next_deadline() == pytest.approx(0.05)
+    got = s.expire(0.06)
+    assert [(r.id, r.status, r.end) for r, _ in got] == [(1, "timeout", 0.05)]
+    assert s.next_deadline() == pytest.approx(0.1)  # request 0's bound
+    assert ids(s.take(0.08)) == [0]  # it started in time: never shed
+    got = s.expire(0.5)
+    assert [(r.id, r.status) for r, _ in got] == [(2, "rejected")]
+    assert got[0][0].end == pytest.approx(0.12) and s.inflight == 1 and s.queued == 0
+
+
+def test_admission_refuses_what_the_queue_would_not_start_within_the_bound():
+    """A newcomer's expected wait is the queue's length over the rate entries left it during
+    the oldest's wait; before anything has left, the oldest's age."""
+    s = sched(max_wait=1.0)
+    for i in range(4):
+        assert s.admit(req(i), 0.0) is None
+    assert s.expected_wait(0.5) == pytest.approx(4 * 0.5 / 1)  # none left: as if one now
+    s.take(0.5), s.take(0.5)  # two left in the 0.5 s that request 2 has waited
+    assert s.expected_wait(0.5) == pytest.approx(2 * 0.5 / 2)
+    assert s.admit(req(4), 0.6) is None  # 2 queued, 2 left in 0.6 s: 0.6 s
+    assert s.admit(req(5), 0.6) is None  # 3 queued: 0.9 s
+    refused = req(6)
+    assert s.expected_wait(0.6) == pytest.approx(4 * 0.6 / 2)
+    assert s.refusal(0.6) == "backlog" and s.admit(refused, 0.6) == "backlog"
+    assert refused.status == "rejected" and s.queued == 4
+    s.take(0.8)  # request 2 leaves; request 3 is the oldest: 3 queued, 3 left in 0.8 s
+    assert s.expected_wait(0.8) == pytest.approx(3 * 0.8 / 3)
+    assert s.admit(req(7), 0.8) is None and s.admit(req(8), 0.8) == "backlog"
+    while s.queued:
+        s.take(0.9)
+    assert s.expected_wait(0.9) == 0.0 and s.admit(req(9), 0.9) is None
+
+
+def test_time_bounded_admission_keeps_every_started_request_within_the_bound():
+    """Randomized 3x overload, one worker: no request starts after waiting longer than the
+    bound, every request ends exactly once, and the server keeps busy (no request is refused
+    while the queue is empty)."""
+    rng = random.Random(3)
+    s = sched(max_wait=0.2, capacity=10_000)
+    t, busy_until, n, started = 0.0, 0.0, 0, []
+    ended: dict[int, str] = {}
+    while t < 60.0:
+        t += rng.expovariate(30.0)  # 30/s offered to a 10/s server
+        for r, _ in s.expire(t):
+            ended[r.id] = r.status
+        while busy_until <= t:
+            b = s.take(busy_until)
+            if b is None:
+                busy_until = t
+                break
+            started += b.requests
+            for r in s.finish(b, busy_until + 0.1, 0.1):
+                ended[r.id] = r.status
+            busy_until += 0.1
+        r = req(n)
+        n += 1
+        empty = s.queued == 0
+        if s.admit(r, t) is not None:
+            assert not empty
+            ended[r.id] = r.status
+    assert all(r.start - r.enqueue <= 0.2 + 1e-9 for r in started)
+    assert len(started) > 0.9 * 10 * 60  # the worker stayed busy: goodput near capacity
+    assert set(ended.values()) <= {"ok", "rejected"}
+
+
+def test_without_a_bound_only_capacity_refuses():
+    s = sched(capacity=3)
+    for i in range(3):
+        assert s.admit(req(i), 0.0) is None
+    assert s.refusal(100.0) == "full" and s.oldest_wait(100.0) == 0.0
+    s.take(100.0)
+    assert s.refusal(100.0) is None
+
+
 # -- batches ---------------------------------------------------------------------------------------
 def test_batches_are_one_model_in_policy_order_and_others_keep_their_places():
     s = sched(max_batch=3)

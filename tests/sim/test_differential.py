@@ -12,7 +12,7 @@ scheduling core:
 
 and both must dispatch the same batches in the same order to the same workers, and give every
 request the same status, start, end, worker and batch size — for every policy, with and without
-batching (and its timeout), deadlines and a bounded queue.  FIFO without batching is also
+batching (and its timeout), deadlines, a bounded queue and a bounded queue wait.  FIFO without batching is also
 checked against a textbook multi-server FIFO queue written out by hand.
 
 The arrivals avoid exact ties between events (continuous random times), because the two
@@ -260,6 +260,9 @@ SETUPS = {
     "batching": dict(workers=2, max_batch=4, batch_timeout_ms=40.0),
     "deadlines": dict(workers=2, max_batch=1, queue_capacity=4),
     "batching+deadlines": dict(workers=3, max_batch=3, batch_timeout_ms=40.0, queue_capacity=5),
+    "bounded-wait": dict(workers=2, max_batch=1, max_queue_wait_ms=150.0),
+    "batching+bounded-wait+deadlines": dict(workers=2, max_batch=4, batch_timeout_ms=40.0,
+                                            max_queue_wait_ms=120.0),
 }
 
 
@@ -280,7 +283,7 @@ def test_engine_and_simulator_schedule_identically(scheduler: str, setup: str):
     assert "ok" in statuses
     if deadlines:
         assert "timeout" in statuses
-    if config.queue_capacity < 256:
+    if config.queue_capacity < 256 or config.max_queue_wait_ms > 0:
         assert "rejected" in statuses
     if config.max_batch > 1:
         assert max(r.batch_size for r in sim[0]) > 1
