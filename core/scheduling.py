@@ -15,13 +15,15 @@ waits and never calls back.  What it models, exactly:
   :meth:`Scheduler.refusal` asks the same question without a request (a front door deciding
   before it reads the body).
 * **Time-bounded queueing** (``max_wait`` > 0, Triton's ``max_queue_delay`` with REJECT): a
-  fresh request that has waited ``max_wait`` without starting is shed — it ends ``rejected``
-  at ``enqueue + max_wait`` — so no request that runs has queued longer than the bound, and
-  under any overload the queue holds only what the workers drain within it.  Admission refuses
-  what would be shed anyway: a newcomer's expected wait is the queue's length over its drain
-  rate, measured over the oldest queued request's own wait (entries that left the queue since
-  it arrived, per second: Little's law on the window that matters, no service-time model).
-  Until one entry has left, the rate is taken as one entry in that request's age.
+  fresh request that has been in the server ``max_wait`` since it *arrived* (the front end's
+  time counts: ``arrival``, not ``enqueue``) without starting is shed — it ends ``rejected``
+  at ``arrival + max_wait`` — so no request that runs has waited longer than the bound, and
+  under any overload the queue holds only what the workers drain within it.  One that reaches
+  admission already that late is refused there.  Admission refuses
+  what would be shed anyway: a newcomer's expected wait is the queue's length times the time
+  per entry the queue has been draining at (each dispatch: the time since the previous one,
+  or since the queue became non-empty, over the entries it took — smoothed over the last few
+  dispatches; no service-time model, and a full batch counts as the many entries it drains).
 * **Queue entries**: the policy holds requests.  A fresh request is one entry; a preempted
   batch waiting to resume is *one* entry too, represented by its lead request (the policy
   orders, demotes and boosts the lead; the other members copy its level when it is requeued).
@@ -62,6 +64,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -74,6 +77,10 @@ from servelab.core.requests import Request
 
 Refusal = Literal["draining", "deadline", "full", "backlog"]
 """Why :meth:`Scheduler.admit` refused a request."""
+
+DRAIN_SMOOTHING = 0.2
+"""Weight of each dispatch in the drain-rate estimate behind time-bounded admission (the last
+few dispatches: a fraction of a second under load)."""
 
 REFUSAL_STATUS: dict[str, str] = {
     "draining": "rejected", "full": "rejected", "backlog": "rejected", "deadline": "timeout",
@@ -146,9 +153,10 @@ class Scheduler(Generic[B]):
         self.batch_timeout = batch_timeout
         self.capacity = capacity
         self.max_wait = max_wait
-        self._arrived: deque[tuple[Request, int]] = deque()
-        """With a max_wait: fresh requests in admission order, each with ``_left`` then."""
-        self._left = 0  # queue entries that have left the queue (dispatched or expired)
+        self._arrived: deque[Request] = deque()  # with a max_wait: fresh ones, in order
+        self._drain = math.nan  # with a max_wait: seconds per entry dispatched, smoothed
+        self._last_take = -math.inf
+        self._backlog_since = math.inf  # when the queue last became non-empty
         self.accepting = True
         self.stopped = False
         self.inflight = 0
@@ -192,13 +200,13 @@ class Scheduler(Generic[B]):
         """Queue entries (a preempted batch counts once)."""
         return len(self.policy)
 
-    def _oldest(self) -> tuple[Request, int] | None:
-        """The oldest fresh request still queued, with ``_left`` at its admission (max_wait)."""
+    def _oldest(self) -> Request | None:
+        """The oldest fresh request still queued (tracked with a max_wait only)."""
         arrived = self._arrived
         while arrived:
-            r = arrived[0][0]
+            r = arrived[0]
             if not r.status and r.start != r.start:  # still queued: not started, not ended
-                return arrived[0]
+                return r
             arrived.popleft()
         return None
 
@@ -206,17 +214,25 @@ class Scheduler(Generic[B]):
         """How long the oldest fresh request still queued has waited (0 with none queued).
         Tracked only with a ``max_wait``: without one this is always 0."""
         head = self._oldest()
-        return 0.0 if head is None else now - head[0].enqueue
+        return 0.0 if head is None else now - head.arrival
 
     def expected_wait(self, now: float) -> float:
-        """A newcomer's expected queueing time (with a ``max_wait``; else 0): the queue's length
-        over its drain rate during the oldest queued request's wait (while nothing has left
-        since it arrived, as if one entry left now: the most optimistic rate)."""
-        head = self._oldest()
-        if head is None:
-            return 0.0
-        left = self._left - head[1]
-        return len(self.policy) * (now - head[0].enqueue) / (left if left > 1 else 1)
+        """A newcomer's expected queueing time (tracked with a ``max_wait``; else 0): the
+        queue's length times the smoothed time per entry dispatched while the queue was
+        backlogged (0 until a first dispatch: errs towards admitting)."""
+        d = self._drain
+        return 0.0 if d != d else len(self.policy) * d
+
+    def _dispatched(self, n: int, now: float) -> None:
+        """Learn the drain rate from a dispatch of ``n`` entries at ``now``: the time since
+        the previous dispatch, or since the queue became non-empty if later, per entry."""
+        since = self._backlog_since if self._backlog_since > self._last_take else self._last_take
+        sample = (now - since) / n
+        d = self._drain
+        self._drain = sample if d != d else d + DRAIN_SMOOTHING * (sample - d)
+        self._last_take = now
+        if not self.policy:
+            self._backlog_since = math.inf
 
     def _due(self, now: float) -> bool:
         """Whether a queued entry may have expired or is to be shed by ``now``."""
@@ -224,7 +240,7 @@ class Scheduler(Generic[B]):
         if dl and dl[0][0] <= now:
             return True
         arrived = self._arrived
-        return bool(arrived) and arrived[0][0].enqueue + self.max_wait <= now
+        return bool(arrived) and arrived[0].arrival + self.max_wait <= now
 
     # -- admission -------------------------------------------------------------------------
     def refusal(self, now: float) -> Refusal | None:
@@ -257,15 +273,18 @@ class Scheduler(Generic[B]):
             refusal = "deadline"
         elif n >= self.capacity:
             refusal = "full"
-        elif self.max_wait > 0 and self.expected_wait(now) > self.max_wait:
-            refusal = "backlog"
+        elif self.max_wait > 0 and (request.arrival + self.max_wait <= now
+                                    or self.expected_wait(now) > self.max_wait):
+            refusal = "backlog"  # it would be shed: its wait so far, or the queue ahead
         else:
             refusal = None
         if refusal is None:
             policy.push(request, now)
             self.inflight += 1
             if self.max_wait > 0:
-                self._arrived.append((request, self._left))
+                if n == 0:
+                    self._backlog_since = now
+                self._arrived.append(request)
             if self._fill:
                 self._fresh[request.model] = self._fresh.get(request.model, 0) + 1
             if request.deadline is not None:
@@ -315,7 +334,8 @@ class Scheduler(Generic[B]):
             reqs = policy.pop_batch(self.max_batch, now, self._group)
         lead = reqs[0]
         batch = self._resumed.pop(id(lead), None) if self._resumed else None
-        self._left += 1 if batch is not None else len(reqs)
+        if self.max_wait > 0:
+            self._dispatched(1 if batch is not None else len(reqs), now)
         if batch is None:
             batch = self._new(next(self._ids), lead.model, reqs)
             if self._fill:
@@ -369,6 +389,8 @@ class Scheduler(Generic[B]):
             return
         lead = batch.requests[0]
         self._resumed[id(lead)] = batch
+        if self.max_wait > 0 and not self.policy:
+            self._backlog_since = now
         self.policy.requeue(lead, now)
         self._sync_levels(batch)
         if d is not None:
@@ -438,7 +460,7 @@ class Scheduler(Generic[B]):
         if self.max_wait > 0:
             head = self._oldest()
             if head is not None:
-                shed = head[0].enqueue + self.max_wait
+                shed = head.arrival + self.max_wait
                 nd = shed if nd is None or shed < nd else nd
         return nd
 
@@ -452,7 +474,7 @@ class Scheduler(Generic[B]):
             found = found or self._live(r, b)
         mw = self.max_wait
         head = self._oldest() if mw > 0 else None
-        shed = head is not None and head[0].enqueue + mw <= now  # as _due and next_deadline
+        shed = head is not None and head.arrival + mw <= now  # as _due and next_deadline
         if not (found or shed):
             return
         resumed = self._resumed
@@ -461,19 +483,17 @@ class Scheduler(Generic[B]):
             b = resumed.get(id(q)) if resumed else None
             if b is None:
                 d = q.deadline
-                if shed and q.enqueue + mw <= now:
+                if shed and q.arrival + mw <= now:
                     return True
             else:
                 d = b.deadline
             return d is not None and d <= now
 
         out = self._expired
-        gone = self.policy.remove_if(due)
-        self._left += len(gone)
-        for q in gone:
+        for q in self.policy.remove_if(due):
             batch = resumed.pop(id(q), None)
             if batch is None:
-                shed_at = q.enqueue + mw if mw > 0 else float("inf")
+                shed_at = q.arrival + mw if mw > 0 else math.inf
                 if q.deadline is not None and q.deadline <= shed_at:
                     q.status, q.end = "timeout", q.deadline
                 else:

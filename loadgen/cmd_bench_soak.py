@@ -31,10 +31,12 @@ and ``batch_timeout_ms`` echo the flags, in ms."""
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     server = parser.add_argument_group("server under soak (servelab serve's flags)")
     add_dataclass_args(server, ServerConfig)  # type: ignore[arg-type]
-    # Deployed for overload: a short admission queue (what the workers drain within about the
-    # p99 at capacity, not 256 requests' worth of waiting) and workers niced below the front door.
+    # Deployed for overload: a bounded queue wait (no request that runs has queued more than
+    # half the SLO; the front door refuses what would wait longer), a short admission queue,
+    # and workers niced below the front door.
     parser.set_defaults(concurrency="processes", workers=2, models=["mobilenet_v2"],
-                        max_batch=16, batch_timeout_ms=5.0, queue_capacity=64)
+                        max_batch=16, batch_timeout_ms=5.0, queue_capacity=64,
+                        max_queue_wait_ms=50.0)
     server.add_argument("--worker-nice", type=int, default=10,
                         help="the server's --worker-nice: inference workers below the front "
                         "door, so parsing, 503s and health keep the CPU at any overload "

@@ -296,9 +296,12 @@ class OipApi:
         return reply
 
     def begin_infer(
-        self, name: str, body: bytes, headers: Mapping[str, str]
+        self, name: str, body: bytes, headers: Mapping[str, str],
+        received: float | None = None,
     ) -> Reply | Pending:
-        """Validate and admit; a :class:`Reply` when the request ends here (an error)."""
+        """Validate and admit; a :class:`Reply` when the request ends here (an error).
+        ``received``: ``time.monotonic()`` when the request's first byte arrived (the front
+        end's stamp), so the engine's time bounds count the front end's time too."""
         t0 = time.perf_counter()
         model = self._model(name)
         if model is None:
@@ -339,7 +342,9 @@ class OipApi:
         except Exception:
             size = 0
         try:
-            req = self.engine.submit(name, rows, priority, timeout_ms, infer.id, size)
+            waited = 0.0 if received is None else max(0.0, time.monotonic() - received)
+            req = self.engine.submit(name, rows, priority, timeout_ms, infer.id, size,
+                                     waited=waited)
         except ServeError as exc:
             return self._count(name, error_reply(HTTP_FOR[exc.outcome], str(exc),
                                                  exc.retry_after))

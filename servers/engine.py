@@ -173,11 +173,14 @@ class Engine:
         oip_id: str | None = None,
         input_size: int = 0,
         arrival: float | None = None,
+        waited: float = 0.0,
     ) -> Request:
         """Admit a request, or raise :class:`ServeError` (``rejected``: queue full or draining;
-        ``timeout``: a deadline already passed).  The returned request's ``payload`` is its :class:`Ticket`."""
+        ``timeout``: a deadline already passed).  The returned request's ``payload`` is its :class:`Ticket`.
+        ``waited``: seconds it already spent in the front end (since its first byte arrived):
+        its arrival, and so its deadline and queue-wait bound, count from there."""
         now = self.now()
-        arrival = now if arrival is None else arrival
+        arrival = now - waited if arrival is None else arrival
         ticket = Ticket(list(rows), oip_id, self.cpu.value if self.cpu is not None else math.nan)
         req = Request(
             id=next(self._ids), model=model, input_size=input_size, arrival=arrival,

@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 
 
 READ_STARTED = "servelab.read_started"
+RECEIVED = "servelab.received"
+"""Scope key: ``time.monotonic()`` when the request's head was in (its time in the server
+counts from there; the read timeout's start can be a fresh connection's opening instead)."""
 """Scope key: when the request's first byte arrived (monotonic clock)."""
 
 
@@ -107,7 +110,8 @@ def make_fastapi_app(api: OipApi) -> FastAPI:
             return Response(status_code=499)  # nobody to answer
         if refused is not None:
             return send(refused)
-        pending = api.begin_infer(name, b"".join(chunks), request.headers)
+        pending = api.begin_infer(name, b"".join(chunks), request.headers,
+                                  received=request.scope.get(RECEIVED))
         if not isinstance(pending, Pending):
             return send(pending)
         loop = asyncio.get_running_loop()
@@ -194,6 +198,7 @@ class GuardedH11Protocol(H11Protocol):
         super().data_received(data)
         if self.cycle is not cycle and self.cycle is not None:  # its head is in
             self.cycle.scope[READ_STARTED] = self._started  # type: ignore[literal-required]
+            self.cycle.scope[RECEIVED] = time.monotonic()  # type: ignore[literal-required]
             self._disarm()
 
     def _read_timeout(self) -> None:

@@ -58,6 +58,8 @@ REASONS = {200: "OK", 408: "Request Timeout", 413: "Payload Too Large",
 HEALTH = {"/v2/health/live": "live", "/v2/health/ready": "health_ready"}
 """Answered by the loop thread itself: health stays answered when every handler thread is
 busy (overload)."""
+RECEIVED = "servelab.received"
+"""The environ key: ``time.monotonic()`` when the request's first byte arrived."""
 
 
 def make_flask_app(api: OipApi) -> Flask:
@@ -100,7 +102,8 @@ def make_flask_app(api: OipApi) -> Flask:
         body = request.stream.read(api.max_request_bytes + 1)
         if len(body) > api.max_request_bytes:
             return send(api.body_too_large())
-        pending = api.begin_infer(name, body, request.headers)
+        pending = api.begin_infer(name, body, request.headers,
+                                  received=request.environ.get(RECEIVED))
         if isinstance(pending, Pending):
             pending.ticket.wait()
             return send(api.finish_infer(pending))
@@ -145,7 +148,13 @@ def response_bytes(status: int, body: bytes, headers: dict[str, str], close: boo
 
 class DrainingTask(WSGITask):
     """The app's replies; one sent while the server drains closes its connection after it
-    (``Connection: close``, see :meth:`OipApi.finish`)."""
+    (``Connection: close``, see :meth:`OipApi.finish`).  The environ carries when the request's
+    first byte arrived (:data:`RECEIVED`), so time in waitress's task queue counts."""
+
+    def get_environment(self) -> Any:
+        environ = super().get_environment()
+        environ[RECEIVED] = getattr(self.request, "first_byte_at", None)
+        return environ
 
     def build_response_header(self) -> Any:
         api = self.channel.frontend.api if isinstance(self.channel, GuardedChannel) else None
@@ -199,6 +208,8 @@ class GuardedParser(HTTPRequestParser):
     """waitress's parser, which asks the channel's front door once the head is in."""
 
     error: Any  # waitress's (untyped) attribute
+    first_byte_at: float | None = None
+    """``time.monotonic()`` at the request's first byte."""
 
     def __init__(self, adj: Any, channel: GuardedChannel):
         super().__init__(adj)
@@ -248,7 +259,9 @@ class GuardedChannel(HTTPChannel):
             return sink
         self.request_started = time.monotonic()
         self.ever_received = True
-        return GuardedParser(adj, self)
+        parser = GuardedParser(adj, self)
+        parser.first_byte_at = self.request_started
+        return parser
 
     # -- the front door (loop thread) ------------------------------------------------------
     def front_door(self, parser: GuardedParser) -> str | None:

@@ -47,8 +47,8 @@ def test_admission_refuses_full_draining_and_past_deadline():
 def test_a_request_that_waited_the_bound_is_shed_at_that_instant():
     s = sched(max_wait=0.1)
     s.admit(req(0), 0.0)
-    s.admit(req(1, deadline=0.05), 0.01)  # its own deadline comes first: a timeout
-    s.admit(req(2), 0.02)
+    s.admit(req(1, deadline=0.05, arrival=0.01), 0.01)  # its deadline comes first: a timeout
+    s.admit(req(2, arrival=0.02), 0.02)
     assert s.next_deadline() == pytest.approx(0.05)
     got = s.expire(0.06)
     assert [(r.id, r.status, r.end) for r, _ in got] == [(1, "timeout", 0.05)]
@@ -60,26 +60,43 @@ def test_a_request_that_waited_the_bound_is_shed_at_that_instant():
 
 
 def test_admission_refuses_what_the_queue_would_not_start_within_the_bound():
-    """A newcomer's expected wait is the queue's length over the rate entries left it during
-    the oldest's wait; before anything has left, the oldest's age."""
+    """A newcomer's expected wait is the queue's length times the time per entry the queue has
+    drained at (each dispatch: the time since the previous one, or since the queue filled)."""
     s = sched(max_wait=1.0)
     for i in range(4):
         assert s.admit(req(i), 0.0) is None
-    assert s.expected_wait(0.5) == pytest.approx(4 * 0.5 / 1)  # none left: as if one now
-    s.take(0.5), s.take(0.5)  # two left in the 0.5 s that request 2 has waited
-    assert s.expected_wait(0.5) == pytest.approx(2 * 0.5 / 2)
-    assert s.admit(req(4), 0.6) is None  # 2 queued, 2 left in 0.6 s: 0.6 s
-    assert s.admit(req(5), 0.6) is None  # 3 queued: 0.9 s
-    refused = req(6)
-    assert s.expected_wait(0.6) == pytest.approx(4 * 0.6 / 2)
-    assert s.refusal(0.6) == "backlog" and s.admit(refused, 0.6) == "backlog"
-    assert refused.status == "rejected" and s.queued == 4
-    s.take(0.8)  # request 2 leaves; request 3 is the oldest: 3 queued, 3 left in 0.8 s
-    assert s.expected_wait(0.8) == pytest.approx(3 * 0.8 / 3)
-    assert s.admit(req(7), 0.8) is None and s.admit(req(8), 0.8) == "backlog"
+    assert s.expected_wait(0.4) == 0.0  # nothing dispatched yet: no rate, admit
+    s.take(0.5)  # 0.5 s for one entry; 3 queued
+    assert s.expected_wait(0.5) == pytest.approx(3 * 0.5)
+    refused = req(4)
+    assert s.refusal(0.5) == "backlog" and s.admit(refused, 0.5) == "backlog"
+    assert refused.status == "rejected" and s.queued == 3
+    s.take(0.6)  # 0.1 s for the next: smoothed 0.5 + 0.2 * (0.1 - 0.5) = 0.42 s per entry
+    assert s.expected_wait(0.6) == pytest.approx(2 * 0.42)
+    assert s.admit(req(5), 0.6) is None and s.admit(req(6), 0.6) == "backlog"
     while s.queued:
-        s.take(0.9)
-    assert s.expected_wait(0.9) == 0.0 and s.admit(req(9), 0.9) is None
+        s.take(0.7)
+    s.admit(req(7, arrival=5.0), 5.0)  # the queue was empty: its dispatch counts from 5.0
+    s.take(5.01)
+    assert s._drain < 0.42
+
+
+def test_a_request_already_as_old_as_the_bound_is_refused_at_admission():
+    """Time before admission counts (a front end's): ``arrival``, not ``enqueue``."""
+    s = sched(max_wait=0.1)
+    late = req(0, arrival=0.0)
+    assert s.admit(late, 0.1) == "backlog" and late.status == "rejected"
+    early = req(1, arrival=0.05)
+    assert s.admit(early, 0.1) is None and s.next_deadline() == pytest.approx(0.15)
+
+
+def test_a_full_batch_counts_as_the_entries_it_drains():
+    s = sched(max_wait=0.1, max_batch=16)
+    for i in range(40):
+        s.admit(req(i), 0.0)
+    s.take(0.05)  # 16 entries in 50 ms
+    assert s.expected_wait(0.05) == pytest.approx(24 * 0.05 / 16)
+    assert s.refusal(0.05) is None
 
 
 def test_time_bounded_admission_keeps_every_started_request_within_the_bound():
@@ -103,7 +120,7 @@ def test_time_bounded_admission_keeps_every_started_request_within_the_bound():
             for r in s.finish(b, busy_until + 0.1, 0.1):
                 ended[r.id] = r.status
             busy_until += 0.1
-        r = req(n)
+        r = req(n, arrival=t)
         n += 1
         empty = s.queued == 0
         if s.admit(r, t) is not None:

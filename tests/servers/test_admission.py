@@ -81,31 +81,21 @@ def test_queue_full_is_answered_503_before_the_body_is_sent(full: Server) -> Non
 
 
 @pytest.mark.parametrize("kind", ["threads", "async-thread"])
-def test_time_bounded_admission_answers_503_once_the_oldest_queued_request_is_overdue(
-    kind: str,
-) -> None:
-    """``max_queue_wait_ms``: a queued request that waits out the bound is shed with a 503 at
-    that instant; while three queued requests have waited long with nothing leaving the queue,
-    a new infer request is refused at the front door, from its head alone."""
-    srv = start(kind, workers=1, queue_capacity=16, max_queue_wait_ms=1000.0, models=("sleep",))
+def test_a_request_that_waits_out_the_queue_bound_is_answered_503_at_the_bound(kind: str) -> None:
+    """``max_queue_wait_ms`` over HTTP: requests queued behind a long one are answered 503 with
+    ``Retry-After`` when they have waited the bound (not when the long one ends), and the server
+    then admits again.  (The backlog refusal asks the same :meth:`Engine.refusal` as the queue-
+    full answer above; its rule is tested on a fake clock in test_engine.)"""
+    srv = start(kind, workers=1, queue_capacity=16, max_queue_wait_ms=500.0, models=("sleep",))
     try:
         blocker = Background(lambda: sleep_request(srv, 3.0))
         wait_until(engine_settled(srv, inflight=1, queued=0), what="blocker running")
         t0 = time.monotonic()
         queued = [Background(lambda: sleep_request(srv, 0.01)) for _ in range(3)]
-        wait_until(engine_settled(srv, inflight=4, queued=3), what="three queued")
-        # 3 queued and none left since the oldest came: refused once it is 1/3 s old
-        wait_until(lambda: srv.engine.refusal() is not None, what="the backlog refusal")
-        with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as sock:
-            sock.sendall(HEAD)
-            status, headers, body = read_response(sock, timeout=5.0)
-        assert status == 503, body
-        assert "a new request would wait about" in json.loads(body)["error"]
-        assert int(headers["retry-after"]) >= 1
         for shed in (q.get() for q in queued):
             assert shed.status_code == 503 and "shed after" in shed.json()["error"]
-            assert "retry-after" in shed.headers
-        assert time.monotonic() - t0 < 2.5  # shed at the bound, not after the blocker's 3 s
+            assert int(shed.headers["retry-after"]) >= 1
+        assert time.monotonic() - t0 < 2.5  # at the bound, not after the blocker's 3 s
         assert blocker.get().status_code == 200
         assert sleep_request(srv, 0.0).status_code == 200  # the queue is empty: admitted
     finally:

@@ -59,6 +59,42 @@ def test_a_queued_request_expires_at_its_deadline(eng: Engine) -> None:
     assert set(RECORD_COLUMNS) <= set(rec) and rec["status"] == "timeout"
 
 
+def test_time_bounded_admission_sheds_at_the_bound_and_refuses_a_backlog() -> None:
+    """``max_queue_wait_ms`` on a fake clock: a queued request is answered 503 (rejected, with
+    Retry-After) the instant it has waited the bound; once dispatches show the queue drains
+    slower than the bound allows, a newcomer is refused at once, and the front door's question
+    (:meth:`Engine.refusal`) gets the same answer."""
+    now = [0.0]
+    e = Engine(ServerConfig(workers=1, max_queue_wait_ms=100.0), sample_cpu=False,
+               clock=lambda: now[0], reaper=False)
+    try:
+        reqs = [e.submit("a", ROW) for _ in range(4)]
+        assert e.refusal() is None
+        now[0] = 0.08
+        e.take(timeout=0)  # one entry in 80 ms: 3 queued x 80 ms > 100 ms
+        error = e.refusal()
+        assert error is not None and "would wait about 240 ms" in str(error)
+        with pytest.raises(ServeError, match="over the server's 100 ms bound") as info:
+            e.submit("a", ROW)
+        assert info.value.outcome == "rejected" and info.value.retry_after >= 1
+        now[0] = 0.1
+        assert e.reap() == 3  # the three still queued waited 100 ms: shed
+        for r in reqs[1:]:
+            t = r.payload
+            assert (t.outcome, r.status) == ("rejected", "rejected") and t.retry_after >= 1
+            assert "shed after 100 ms in the queue" in t.error
+        assert e.queue_len() == 0 and e.refusal() is None
+        # Time in the front end counts: 90 ms there leaves 10 ms; 100 ms there, none.
+        late = e.submit("a", ROW, waited=0.09)
+        assert late.arrival == pytest.approx(0.01) and e.next_deadline() == pytest.approx(0.11)
+        with pytest.raises(ServeError, match="bound"):
+            e.submit("a", ROW, waited=0.1)
+        now[0] = 0.111
+        assert e.reap() == 1 and late.status == "rejected"
+    finally:
+        e.close()
+
+
 def test_batches_fill_up_or_wait_out_the_timeout() -> None:
     e = engine(max_batch=3, batch_timeout_ms=200)
     try:
