@@ -51,8 +51,9 @@ class ServerConfig:
     intra_op_threads: int = opt(1, "torch intra-op threads per worker")
     queue_capacity: int = opt(256, "bounded queue length; beyond it requests get 503")
     max_queue_wait_ms: float = opt(
-        0.0, "time-bounded admission: while the oldest queued request has waited longer than "
-        "this, new requests get 503 (0 = no bound but queue_capacity)"
+        0.0, "time-bounded queueing: a request not started this long after it reached the "
+        "server is answered 503, and one that would wait longer is refused at the front door "
+        "(0 = no bound but queue_capacity)"
     )
     model_lock: str = opt(
         "none", "threads and async thread offload: how model access is guarded (the lock-"

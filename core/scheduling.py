@@ -20,10 +20,12 @@ waits and never calls back.  What it models, exactly:
   at ``arrival + max_wait`` — so no request that runs has waited longer than the bound, and
   under any overload the queue holds only what the workers drain within it.  One that reaches
   admission already that late is refused there.  Admission refuses
-  what would be shed anyway: a newcomer's expected wait is the queue's length times the time
-  per entry the queue has been draining at (each dispatch: the time since the previous one,
-  or since the queue became non-empty, over the entries it took — smoothed over the last few
-  dispatches; no service-time model, and a full batch counts as the many entries it drains).
+  what would be shed anyway: a newcomer's expected wait is the recent time from arrival to
+  admission (what a front end's own queue adds; smoothed over the last few admissions) plus
+  the queue's length times the time per entry the queue has been draining at (each dispatch:
+  the time since the previous one, or since the queue became non-empty, over the entries it
+  took — smoothed over the last few dispatches; no service-time model, and a full batch counts
+  as the many entries it drains).
 * **Queue entries**: the policy holds requests.  A fresh request is one entry; a preempted
   batch waiting to resume is *one* entry too, represented by its lead request (the policy
   orders, demotes and boosts the lead; the other members copy its level when it is requeued).
@@ -155,6 +157,8 @@ class Scheduler(Generic[B]):
         self.max_wait = max_wait
         self._arrived: deque[Request] = deque()  # with a max_wait: fresh ones, in order
         self._drain = math.nan  # with a max_wait: seconds per entry dispatched, smoothed
+        self._front = 0.0  # with a max_wait: arrival-to-admission time (a front end), smoothed
+        self._front_at = -math.inf  # when it was last measured
         self._last_take = -math.inf
         self._backlog_since = math.inf  # when the queue last became non-empty
         self.accepting = True
@@ -217,11 +221,16 @@ class Scheduler(Generic[B]):
         return 0.0 if head is None else now - head.arrival
 
     def expected_wait(self, now: float) -> float:
-        """A newcomer's expected queueing time (tracked with a ``max_wait``; else 0): the
-        queue's length times the smoothed time per entry dispatched while the queue was
-        backlogged (0 until a first dispatch: errs towards admitting)."""
+        """A newcomer's expected wait before it starts (tracked with a ``max_wait``; else 0):
+        the recent time from arrival to admission (a front end's queue; forgotten once no
+        request has reached admission for ``max_wait``), plus the queue's
+        length times the smoothed time per entry dispatched while the queue was backlogged
+        (no dispatch yet: 0 — errs towards admitting)."""
         d = self._drain
-        return 0.0 if d != d else len(self.policy) * d
+        queue = 0.0 if d != d else len(self.policy) * d
+        # A front-end delay last seen over a bound ago is stale: with the door shut that long,
+        # what was in the front end has reached admission (or the client) since.
+        return queue + (self._front if now - self._front_at < self.max_wait else 0.0)
 
     def _dispatched(self, n: int, now: float) -> None:
         """Learn the drain rate from a dispatch of ``n`` entries at ``now``: the time since
@@ -266,6 +275,9 @@ class Scheduler(Generic[B]):
         n = len(policy)
         request.queue_len_at_arrival = n
         request.enqueue = now
+        if self.max_wait > 0:  # every request that reaches admission measures the front end
+            self._front += DRAIN_SMOOTHING * (now - request.arrival - self._front)
+            self._front_at = now
         refusal: Refusal | None
         if not self.accepting:
             refusal = "draining"

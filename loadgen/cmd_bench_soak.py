@@ -31,12 +31,12 @@ and ``batch_timeout_ms`` echo the flags, in ms."""
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     server = parser.add_argument_group("server under soak (servelab serve's flags)")
     add_dataclass_args(server, ServerConfig)  # type: ignore[arg-type]
-    # Deployed for overload: a bounded queue wait (no request that runs has queued more than
-    # half the SLO; the front door refuses what would wait longer), a short admission queue,
-    # and workers niced below the front door.
+    # Deployed for overload: a bounded wait in the server (no request starts after more than
+    # the SLO there; the front door refuses what would wait longer: --max-queue-wait-ms, unset =
+    # --slo-ms), a short admission queue, and workers niced below the front door.
     parser.set_defaults(concurrency="processes", workers=2, models=["mobilenet_v2"],
                         max_batch=16, batch_timeout_ms=5.0, queue_capacity=64,
-                        max_queue_wait_ms=50.0)
+                        max_queue_wait_ms=None)
     server.add_argument("--worker-nice", type=int, default=10,
                         help="the server's --worker-nice: inference workers below the front "
                         "door, so parsing, 503s and health keep the CPU at any overload "
@@ -98,6 +98,8 @@ def resolve(args: argparse.Namespace) -> argparse.Namespace:
     for k, v in (QUICK if args.quick else FULL).items():
         if getattr(eff, k) is None:
             setattr(eff, k, v)
+    if eff.max_queue_wait_ms is None:
+        eff.max_queue_wait_ms = eff.slo_ms
     return eff
 
 

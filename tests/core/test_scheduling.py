@@ -68,17 +68,33 @@ def test_admission_refuses_what_the_queue_would_not_start_within_the_bound():
     assert s.expected_wait(0.4) == 0.0  # nothing dispatched yet: no rate, admit
     s.take(0.5)  # 0.5 s for one entry; 3 queued
     assert s.expected_wait(0.5) == pytest.approx(3 * 0.5)
-    refused = req(4)
+    refused = req(4, arrival=0.5)
     assert s.refusal(0.5) == "backlog" and s.admit(refused, 0.5) == "backlog"
     assert refused.status == "rejected" and s.queued == 3
     s.take(0.6)  # 0.1 s for the next: smoothed 0.5 + 0.2 * (0.1 - 0.5) = 0.42 s per entry
     assert s.expected_wait(0.6) == pytest.approx(2 * 0.42)
-    assert s.admit(req(5), 0.6) is None and s.admit(req(6), 0.6) == "backlog"
+    assert s.admit(req(5, arrival=0.6), 0.6) is None
+    assert s.admit(req(6, arrival=0.6), 0.6) == "backlog"
     while s.queued:
         s.take(0.7)
     s.admit(req(7, arrival=5.0), 5.0)  # the queue was empty: its dispatch counts from 5.0
     s.take(5.01)
     assert s._drain < 0.42
+
+
+def test_time_spent_before_admission_counts_in_the_expected_wait_until_it_goes_stale():
+    """A front end's queue: requests reaching admission 0.3 s after they arrived make a
+    newcomer's expected wait 0.3 s more, until none has come for a bound's time."""
+    s = sched(max_wait=0.5)
+    for i in range(20):
+        s.admit(req(i, arrival=i * 0.01), i * 0.01 + 0.3)
+        s.take(i * 0.01 + 0.3)  # no queue: only the front end's time is left
+    assert s.expected_wait(0.5) == pytest.approx(0.3, rel=0.02)
+    assert s.refusal(0.5) is None and s.expected_wait(1.2) == 0.0  # stale
+    s = sched(max_wait=0.25)  # a tighter bound: the front end alone is over it
+    for i in range(20):
+        s.admit(req(i, arrival=i * 0.01), i * 0.01 + 0.3)
+    assert s.refusal(0.5) == "backlog"
 
 
 def test_a_request_already_as_old_as_the_bound_is_refused_at_admission():
