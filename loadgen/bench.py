@@ -7,23 +7,35 @@ send) percentiles after warm-up.  A row meets the target when it sent at least 9
 target rate with lag p99 <= 1 ms.  Results go to ``results/bench-load-<timestamp>/``: one
 sub-folder per run (records + summary) and a ``summary.json`` with the table.
 
-The stub shares the machine with the generator (and with whatever else runs there); the
+``--server servelab`` drives a real servelab server instead of the stub: ``servelab serve``
+(async, inline on the event loop, the ``noop`` model: the fastest real request path — uvicorn,
+the front door, OIP decoding, the engine, the OIP reply), with the workload's arrival shape
+sent to ``noop`` — so the generator's lag is measured against a server that parses what it
+is sent and answers at its own pace.
+
+The server shares the machine with the generator (and with whatever else runs there); the
 machine's load average at the start is recorded with the results.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from servelab.core.config import opt, to_flags
+from servelab.core.config import ServerConfig, opt, to_flags
+from servelab.core.workload import SizeDist
 from servelab.loadgen.generator import SenderOptions
+from servelab.loadgen.payloads import servable_make_input
 from servelab.loadgen.runner import LoadConfig, run_load
 from servelab.loadgen.stub import StubConfig, StubProcess
 from servelab.machine import machine_metadata
 from servelab.reproduce import run_metadata
+from servelab.results import new_run_dir, write_json
+
+SERVERS = ("stub", "servelab")
 
 
 @dataclass(frozen=True)
@@ -37,25 +49,27 @@ class BenchConfig:
     workload: str = opt("fast-only", "workload whose mix, sizes and arrival shape are used")
     binary: bool = opt(False, "send tensors with the binary-data extension")
     delay_ms: float = opt(0.0, "stub server delay per request")
+    server: str = opt("stub", "what the generator drives: the stub (answers at once), or a "
+                      "real servelab server (async, inline, the noop model)", SERVERS)
     realtime: bool = opt(False, "run the senders under SCHED_FIFO (see servelab load --realtime)")
     out: str | None = opt(None, "output folder (None = results/bench-load-<timestamp>)")
 
 
 def bench(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
-    from servelab.results import new_run_dir, write_json
-
     out = Path(cfg.out) if cfg.out else new_run_dir("bench-load")
     out.mkdir(parents=True, exist_ok=True)
     machine = machine_metadata()
     rows = []
-    with StubProcess(StubConfig(delay_ms=cfg.delay_ms)) as stub:
+    workload = cfg.workload if cfg.server == "stub" else noop_workload(cfg.workload, out)
+    with _server(cfg, out) as stub:
         for p in cfg.processes:
             load = LoadConfig(
-                workload=cfg.workload, target=stub.url, rate=cfg.rate, duration=cfg.duration,
+                workload=workload, target=stub.url, rate=cfg.rate, duration=cfg.duration,
                 warmup=cfg.warmup, processes=p, binary=cfg.binary, out=str(out / f"p{p}"),
                 progress=progress,
             )
-            s = run_load(load, SenderOptions(realtime=cfg.realtime)).summary
+            s = run_load(load, SenderOptions(realtime=cfg.realtime), make_input=(
+                None if cfg.server == "stub" else servable_make_input("tiny"))).summary
             gen = s["generator"]
             lag, lat = gen["lag_s"], s["latency_s"]
             rows.append({
@@ -80,6 +94,31 @@ def bench(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
     write_json(out / "summary.json", result)
     result["path"] = str(out)
     return result
+
+
+def noop_workload(name: str, out: Path) -> str:
+    """``name``'s arrival shape and duration, every request to the ``noop`` model (a workload
+    file under ``out``)."""
+    from servelab.workloads import load_workload
+
+    spec = load_workload(name)
+    noop = dataclasses.replace(spec, name=f"{spec.name}-noop", mix={"noop": 1.0},
+                               sizes={"noop": SizeDist()})
+    path = out / "workload-noop.json"
+    write_json(path, noop.to_dict())
+    return str(path)
+
+
+def _server(cfg: BenchConfig, out: Path) -> Any:
+    """The server the generator drives (a context manager with ``url``)."""
+    if cfg.server == "stub":
+        return StubProcess(StubConfig(delay_ms=cfg.delay_ms))
+    from servelab.servers.base import ServeOptions
+    from servelab.servers.launch import ServerProcess
+
+    config = ServerConfig(concurrency="async", offload="inline", workers=1, models=("noop",),
+                          queue_capacity=1024)
+    return ServerProcess(config, ServeOptions(port=0, variant="tiny"), log=out / "server.log")
 
 
 def format_table(result: dict[str, Any]) -> str:

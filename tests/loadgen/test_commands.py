@@ -69,6 +69,18 @@ def test_bench_load_reports_rate_and_lag(tmp_path: Path) -> None:
     assert "achieved" in format_table(result)
 
 
+def test_bench_load_drives_a_real_server_with_the_noop_model(tmp_path: Path) -> None:
+    """``--server servelab``: the same measurement against ``servelab serve`` (async, inline,
+    noop); every request is answered by the real request path."""
+    result = bench(BenchConfig(rate=100, duration=1.0, warmup=0.2, processes=(1,),
+                               server="servelab", out=str(tmp_path)), progress=False)
+    (row,) = result["runs"]
+    assert row["ok"] == row["requests"] > 50
+    records = pd.read_parquet(tmp_path / "p1" / "records.parquet")
+    assert set(records["model"]) == {"noop"} and (records["http_status"] == 200).all()
+    assert "--server servelab" in result["command"]
+
+
 def test_locustfile_helpers_work_without_locust(monkeypatch: pytest.MonkeyPatch) -> None:
     from servelab.loadgen import locustfile
 
