@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import orjson
 
 from servelab.servers.zoo.base import TensorSpec
 
@@ -184,8 +185,15 @@ def _numbers(data: list[Any], datatype: str, where: str) -> np.ndarray:
                 raise OipError(f"{where}: values out of range for datatype {datatype}")
     else:
         ok = kind in "iuf"
+        if ok:
+            with np.errstate(over="ignore"):
+                out = raw.astype(dt, copy=False)
+            if not np.isfinite(out).all() and np.isfinite(raw).all():
+                raise OipError(f"{where}: values out of range for datatype {datatype}")
+            return out
     if not ok:
-        found = {"b": "booleans", "f": "non-integers", "U": "strings", "O": "mixed values"}
+        found = {"b": "booleans", "f": "non-integers", "U": "strings",
+                 "O": "mixed values (an integer too large?)"}
         raise OipError(f"{where}: data must be {_expect(dt)} for datatype {datatype}, "
                        f"got {found.get(kind, raw.dtype.name)}")
     return raw.astype(dt, copy=False)
@@ -242,15 +250,26 @@ def _split_body(body: bytes, header_length: int | None) -> tuple[bytes, bytes]:
 
 
 def _load_json(text: bytes) -> dict[str, Any]:
+    """The body's JSON object: orjson (about 5x faster than the standard library on an image
+    body), and the standard library for what orjson refuses — it accepts lone surrogates, NaN
+    and out-of-range numbers, so that the field checks after it can name the field at fault;
+    what neither parses is malformed."""
     try:
-        obj = json.loads(text)
+        obj = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        obj = _load_json_slowly(text)
+    if not isinstance(obj, dict):
+        raise OipError("malformed request: the body must be a JSON object")
+    return obj
+
+
+def _load_json_slowly(text: bytes) -> Any:
+    try:
+        return json.loads(text)
     except RecursionError:
         raise OipError("malformed JSON: nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise OipError(f"malformed JSON: {exc}") from None
-    if not isinstance(obj, dict):
-        raise OipError("malformed request: the body must be a JSON object")
-    return obj
 
 
 def decode_request(
