@@ -4,12 +4,15 @@ Needs the ``ray`` extra (``pip install -e '.[ray]'``).  ``python -m
 servelab.loadgen.peers.ray_serve --port 0`` prints ``... ready at URL`` like ``servelab
 serve`` and serves until SIGTERM."""
 
-from __future__ import annotations
-
 import os
 import signal
 import threading
 from typing import Any
+
+# No ``from __future__ import annotations`` here: Ray pickles the routes, and FastAPI must see
+# ``request: Request`` as the class itself, not a string it cannot resolve in the replica
+# (it would take it for a query parameter: every infer a 422).
+from fastapi import FastAPI, HTTPException, Request, Response
 
 from servelab.loadgen.peers.common import (
     MODEL,
@@ -24,7 +27,6 @@ from servelab.loadgen.peers.common import (
 def build(args: Any) -> Any:
     """The Serve application: a FastAPI ingress whose infer route awaits a batched call."""
     import numpy as np
-    from fastapi import FastAPI, HTTPException, Request, Response
     from ray import serve
 
     app = FastAPI()
