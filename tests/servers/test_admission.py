@@ -196,6 +196,9 @@ def test_overload_is_shed_with_explicit_503s_and_health_stays_answered(tmp_path:
         prober.join(10)
     counts = run.summary["generator"]["counts"]
     assert counts["ok"] > 20 and counts["rejected"] > 50, counts
-    assert counts["timeout"] == counts["error"] == counts["not_sent"] == 0, counts
+    assert counts["timeout"] == counts["error"] == 0, counts
+    # not_sent is the generator's own lateness (a send past --max-lag), not the server's answer:
+    # on a loaded 2-core CI machine one or two of ~300 can be late; the server still sheds.
+    assert counts["not_sent"] <= 0.02 * sum(counts.values()), counts
     assert (run.records.loc[run.records["status"] == "rejected", "http_status"] == 503).all()
     assert len(health) > 10 and max(health) < 1.0, max(health)
