@@ -86,16 +86,16 @@ def test_a_request_that_waits_out_the_queue_bound_is_answered_503_at_the_bound(k
     ``Retry-After`` when they have waited the bound (not when the long one ends), and the server
     then admits again.  (The backlog refusal asks the same :meth:`Engine.refusal` as the queue-
     full answer above; its rule is tested on a fake clock in test_engine.)"""
-    srv = start(kind, workers=1, queue_capacity=16, max_queue_wait_ms=500.0, models=("sleep",))
+    srv = start(kind, workers=1, queue_capacity=16, max_queue_wait_ms=300.0, models=("sleep",))
     try:
-        blocker = Background(lambda: sleep_request(srv, 3.0))
+        blocker = Background(lambda: sleep_request(srv, 1.6))
         wait_until(engine_settled(srv, inflight=1, queued=0), what="blocker running")
         t0 = time.monotonic()
         queued = [Background(lambda: sleep_request(srv, 0.01)) for _ in range(3)]
         for shed in (q.get() for q in queued):
             assert shed.status_code == 503 and "shed after" in shed.json()["error"]
             assert int(shed.headers["retry-after"]) >= 1
-        assert time.monotonic() - t0 < 2.5  # at the bound, not after the blocker's 3 s
+        assert time.monotonic() - t0 < 1.3  # at the bound, not after the blocker's 1.6 s
         assert blocker.get().status_code == 200
         assert sleep_request(srv, 0.0).status_code == 200  # the queue is empty: admitted
     finally:
