@@ -209,7 +209,7 @@ class Scheduler(Generic[B]):
         arrived = self._arrived
         while arrived:
             r = arrived[0]
-            if not r.status and r.start != r.start:  # still queued: not started, not ended
+            if self._live(r, None):
                 return r
             arrived.popleft()
         return None
@@ -254,7 +254,7 @@ class Scheduler(Generic[B]):
     # -- admission -------------------------------------------------------------------------
     def refusal(self, now: float) -> Refusal | None:
         """Why a request arriving at ``now`` would be refused before its own deadline is
-        looked at (draining, full, overdue), or None: the admission test a front door asks
+        looked at (draining, full, backlog), or None: the admission test a front door asks
         before it reads a body."""
         if self._due(now):
             self._purge(now)
@@ -453,7 +453,8 @@ class Scheduler(Generic[B]):
 
     # -- deadlines -------------------------------------------------------------------------
     def _live(self, r: Request, b: B | None) -> bool:
-        """Whether a deadline entry still describes a queued entry."""
+        """Whether ``r`` (fresh, ``b`` None) or preempted batch ``b`` is still queued: a
+        deadline entry or the queue-wait bound's oldest request still describes it."""
         if b is None:
             return not r.status and r.start != r.start  # not started (start is NaN)
         return self._resumed.get(id(r)) is b

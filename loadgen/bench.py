@@ -19,7 +19,6 @@ machine's load average at the start is recorded with the results.
 
 from __future__ import annotations
 
-import dataclasses
 import shlex
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -61,10 +60,10 @@ def bench(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
     machine = machine_metadata()
     rows = []
     workload = cfg.workload if cfg.server == "stub" else noop_workload(cfg.workload, out)
-    with _server(cfg, out) as stub:
+    with _server(cfg, out) as srv:
         for p in cfg.processes:
             load = LoadConfig(
-                workload=workload, target=stub.url, rate=cfg.rate, duration=cfg.duration,
+                workload=workload, target=srv.url, rate=cfg.rate, duration=cfg.duration,
                 warmup=cfg.warmup, processes=p, binary=cfg.binary, out=str(out / f"p{p}"),
                 progress=progress,
             )
@@ -102,7 +101,7 @@ def noop_workload(name: str, out: Path) -> str:
     from servelab.workloads import load_workload
 
     spec = load_workload(name)
-    noop = dataclasses.replace(spec, name=f"{spec.name}-noop", mix={"noop": 1.0},
+    noop = replace(spec, name=f"{spec.name}-noop", mix={"noop": 1.0},
                                sizes={"noop": SizeDist()})
     path = out / "workload-noop.json"
     write_json(path, noop.to_dict())

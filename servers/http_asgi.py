@@ -43,10 +43,10 @@ log = logging.getLogger(__name__)
 
 
 READ_STARTED = "servelab.read_started"
+"""Scope key: when the request's first byte arrived (monotonic clock)."""
 RECEIVED = "servelab.received"
 """Scope key: ``time.monotonic()`` when the request's head was in (its time in the server
 counts from there; the read timeout's start can be a fresh connection's opening instead)."""
-"""Scope key: when the request's first byte arrived (monotonic clock)."""
 
 
 def make_fastapi_app(api: OipApi) -> FastAPI:

@@ -27,8 +27,9 @@ module adds only what the simulator itself models, driven by callbacks on a SimP
 * **completion**: the core ends the batch's requests and feeds the predictor the batch's
   compute time — the seconds its CPU jobs ran (lock waits and time spent preempted excluded);
 * **deadlines**: the core's rules (a queued request ends ``timeout`` at its deadline, or
-  ``rejected`` once it has waited ``max_queue_wait_ms``; a running one finishes).  The simulator asks for expired requests lazily — whenever it calls
-  the core — and the core dates each at its deadline, so the records are exact.
+  ``rejected`` once it has waited ``max_queue_wait_ms``; a running one finishes).  The
+  simulator asks for expired requests lazily — whenever it calls the core — and the core
+  dates each at its deadline, so the records are exact.
 
 The record of every request follows :data:`servelab.core.requests.RECORD_FIELDS`.  The HTTP,
 IPC and event-loop costs are part of the job (see :mod:`servelab.sim.service`), so ``enqueue``
