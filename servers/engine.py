@@ -373,13 +373,13 @@ class Engine:
         fired = []
         for r, job in self.core.expire(now):
             r.end = now
-            waited = f"{1000 * (now - r.enqueue):.0f} ms in the queue"
             if r.status == "rejected":  # shed: it waited the time bound (503, Retry-After)
                 r.payload.retry_after = self.retry_after()
-                message = (f"shed after {waited} (the server's queue-wait bound is "
-                           f"{self.config.max_queue_wait_ms:g} ms)")
+                # the bound counts from arrival (the front end's queue included), as the core
+                message = (f"shed after {1000 * (now - r.arrival):.0f} ms in the queue (the "
+                           f"server's queue-wait bound is {self.config.max_queue_wait_ms:g} ms)")
             else:
-                message = f"deadline passed after {waited}"
+                message = f"deadline passed after {1000 * (now - r.enqueue):.0f} ms in the queue"
             fired.append(self._answer(r, job, message=message))
         if fired:
             self.metrics.queue_depth.set(len(self.policy))
